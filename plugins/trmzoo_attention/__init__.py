@@ -1,0 +1,59 @@
+"""Built-in backbone plugin: non-causal multi-head self-attention with fused QKV and NeoX RoPE."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from trmzoo import hookimpl
+from trmzoo.core.backbone import BackboneSpec, build_blocks
+from trmzoo.core.layers import CastedLinear, apply_rotary, rms_norm, rotary_tables
+
+
+class AttentionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["attention"] = "attention"
+    num_heads: int = 8
+
+
+class SelfAttention(nn.Module):
+    """Attention over the whole sequence (prefix slots included), then residual and RMSNorm."""
+
+    def __init__(self, spec: BackboneSpec, num_heads: int, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        super().__init__()
+        if spec.hidden_size % num_heads:
+            raise ValueError(f"hidden_size {spec.hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = spec.hidden_size // num_heads
+        self.qkv_proj = CastedLinear(spec.hidden_size, 3 * num_heads * self.head_dim)
+        self.o_proj = CastedLinear(num_heads * self.head_dim, spec.hidden_size)
+        self.norm = rms_norm(spec.hidden_size, spec.rms_norm_eps)
+        if rotary is not None:
+            self.cos = nn.Buffer(rotary[0], persistent=False)
+            self.sin = nn.Buffer(rotary[1], persistent=False)
+        else:
+            self.cos = self.sin = None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = h.shape
+        q, k, v = self.qkv_proj(h).view(batch, length, 3, self.num_heads, self.head_dim).unbind(2)
+        if self.cos is not None:
+            q, k = apply_rotary(q, self.cos, self.sin), apply_rotary(k, self.cos, self.sin)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return self.norm(h + self.o_proj(out.transpose(1, 2).reshape(batch, length, -1)))
+
+
+def build(config: AttentionConfig, spec: BackboneSpec, num_layers: int) -> nn.Module:
+    rotary = None
+    if spec.pos_encodings == "rope":
+        rotary = rotary_tables(spec.hidden_size // config.num_heads, spec.seq_len, spec.rope_theta)
+    return build_blocks(lambda: SelfAttention(spec, config.num_heads, rotary), spec, num_layers)
+
+
+@hookimpl
+def register_backbones(register):
+    register("attention", AttentionConfig, build)

@@ -1,0 +1,1 @@
+"""The interfaces and generic machinery of recursive reasoning: layers, recursion, halting, loss, model."""

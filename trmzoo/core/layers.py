@@ -1,0 +1,94 @@
+"""Layers shared by backbones: casted linear maps, JAX-style init, parameter-free RMSNorm, SwiGLU, RoPE.
+
+Master weights stay fp32; each layer casts them to the activation dtype at call
+time, as the official TRM code does, so a recipe's forward dtype is one switch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from timm.layers import RmsNormFp32
+from torch import nn
+
+
+def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0, lower: float = -2.0, upper: float = 2.0) -> torch.Tensor:
+    """Truncated normal whose *actual* standard deviation is ``std`` (timm's and torch's are smaller)."""
+    with torch.no_grad():
+        if std == 0:
+            return tensor.zero_()
+        cdf_lo, cdf_hi = math.erf(lower / math.sqrt(2)), math.erf(upper / math.sqrt(2))
+        mass = (cdf_hi - cdf_lo) / 2
+        pdf_lo = math.exp(-0.5 * lower**2) / math.sqrt(2 * math.pi)
+        pdf_hi = math.exp(-0.5 * upper**2) / math.sqrt(2 * math.pi)
+        variance = 1 - (upper * pdf_hi - lower * pdf_lo) / mass - ((pdf_hi - pdf_lo) / mass) ** 2
+        scale = std / math.sqrt(variance)
+        tensor.uniform_(cdf_lo, cdf_hi).erfinv_().mul_(math.sqrt(2) * scale)
+        return tensor.clip_(lower * scale, upper * scale)
+
+
+class CastedLinear(nn.Module):
+    """Linear map with fp32 master weights cast to the input dtype; truncated LeCun init."""
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(trunc_normal_init_(torch.empty(out_features, in_features), std=in_features**-0.5))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias.to(x.dtype) if self.bias is not None else None
+        return F.linear(x, self.weight.to(x.dtype), bias)
+
+
+class CastedEmbedding(nn.Module):
+    """Embedding table in fp32, looked up in the forward dtype."""
+
+    def __init__(self, num_embeddings: int, dim: int, *, init_std: float, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+        self.weight = nn.Parameter(trunc_normal_init_(torch.empty(num_embeddings, dim), std=init_std))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight.to(self.dtype))
+
+
+def rms_norm(dim: int, eps: float) -> nn.Module:
+    """Parameter-free RMSNorm computed in fp32 (timm's layer matches the official function bit for bit)."""
+    return RmsNormFp32(dim, eps=eps, affine=False)
+
+
+def swiglu_width(hidden: int, expansion: float) -> int:
+    """The official inner width: 2/3 of ``expansion * hidden``, rounded up to a multiple of 256."""
+    return -(round(expansion * hidden * 2 / 3) // -256) * 256
+
+
+class SwiGLU(nn.Module):
+    """SwiGLU with the gate and up projections fused into one matmul (the official key layout)."""
+
+    def __init__(self, dim: int, expansion: float) -> None:
+        super().__init__()
+        inner = swiglu_width(dim, expansion)
+        self.gate_up_proj = CastedLinear(dim, 2 * inner)
+        self.down_proj = CastedLinear(inner, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
+
+
+def rotary_tables(head_dim: int, positions: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 cos and sin tables, NeoX layout (frequencies repeated over both halves)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(positions, dtype=torch.float32), inv_freq)
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` [B, S, H, Dh] in fp32 with the rotate-half convention, return in x's dtype."""
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return (xf * cos[:, None] + rotated * sin[:, None]).to(x.dtype)

@@ -1,0 +1,270 @@
+"""RecursiveModel: input embedding (with the puzzle prefix) + a recursion + output and halting heads.
+
+One call of :meth:`RecursiveModel.step` is one supervision step of the official ACT
+wrapper: samples marked halted in the carry are reset and take the new batch's
+example, the recursion runs, the heads read the answer state, and the halting
+policy decides who stops. The carry is detached between steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, model_validator
+from torch import nn
+
+from trmzoo.core.halting import HaltingPolicy
+from trmzoo.core.layers import CastedEmbedding, CastedLinear
+from trmzoo.core.recursion import Recursion
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class ModelConfigBase(BaseModel):
+    """Architecture fields shared by every recursive model (official names and defaults).
+
+    The recipe schema extends this with the ``backbone``, ``recursion`` and
+    ``halting`` sections, whose kinds come from plugins.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    vocab_size: int = 0
+    """Token vocabulary (0: taken from the dataset)."""
+    seq_len: int = 0
+    """Grid tokens, without the prefix (0: taken from the dataset)."""
+    num_puzzle_identifiers: int = 1
+    """Rows of the per-puzzle embedding table (taken from the dataset when training)."""
+    hidden_size: int = 512
+    expansion: float = 4.0
+    puzzle_emb_ndim: int = 512
+    """Width of a puzzle embedding; 0 means no puzzle embedding and no prefix."""
+    puzzle_emb_len: int = 16
+    """Prefix slots; 0 means ceil(puzzle_emb_ndim / hidden_size)."""
+    pos_encodings: Literal["rope", "learned", "none"] = "rope"
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+    forward_dtype: Literal["float32", "bfloat16"] = "bfloat16"
+
+    @property
+    def prefix_len(self) -> int:
+        if self.puzzle_emb_ndim == 0:
+            return 0
+        return self.puzzle_emb_len or -(self.puzzle_emb_ndim // -self.hidden_size)
+
+    @model_validator(mode="after")
+    def _check_prefix(self):
+        if self.puzzle_emb_ndim > self.prefix_len * self.hidden_size:
+            raise ValueError(
+                f"puzzle_emb_ndim {self.puzzle_emb_ndim} does not fit in {self.prefix_len} prefix slots of {self.hidden_size}"
+            )
+        return self
+
+
+class PuzzleEmbedding(nn.Module):
+    """Per-puzzle vectors kept as a buffer and trained by their own sparse optimizer.
+
+    In training the looked-up rows are copied into a leaf tensor; after backward the
+    sparse optimizer reads ``last_lookup`` (ids, rows with grad) and updates only those rows.
+    """
+
+    def __init__(self, num: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Buffer(torch.zeros(num, dim), persistent=True)
+        self.last_lookup: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = self.weight[ids]
+        if self.training and torch.is_grad_enabled():
+            rows = rows.detach().requires_grad_(True)
+            self.last_lookup = (ids, rows)
+        return rows
+
+
+@dataclass
+class Carry:
+    """State carried between supervision steps. ``y`` and ``z`` may be replaced by a caller."""
+
+    y: torch.Tensor | None
+    z: torch.Tensor | None
+    steps: torch.Tensor  # int32 [B]
+    halted: torch.Tensor  # bool [B]: the slot takes a new example at the next step
+    data: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def index(self, idx: torch.Tensor) -> "Carry":
+        take = lambda t: None if t is None else t[idx]  # noqa: E731
+        return Carry(take(self.y), take(self.z), self.steps[idx], self.halted[idx], {k: v[idx] for k, v in self.data.items()})
+
+
+@dataclass
+class StepOutput:
+    logits: torch.Tensor  # [B, seq_len, vocab]
+    q_halt: torch.Tensor  # fp32 [B]
+    q_continue: torch.Tensor
+    y: torch.Tensor | None  # states after the step, prefix included
+    z: torch.Tensor | None
+    halted: torch.Tensor
+    steps: torch.Tensor
+    target_q_continue: torch.Tensor | None = None
+
+    @property
+    def preds(self) -> torch.Tensor:
+        return self.logits.argmax(-1)
+
+
+class RecursiveModel(nn.Module):
+    """A tiny recursive reasoning model. The recursion (holding the backbone nets) and the
+    halting policy are passed in; :func:`trmzoo.create_model` builds them from a config."""
+
+    def __init__(self, *, config: ModelConfigBase, recursion: Recursion, halting: HaltingPolicy) -> None:
+        super().__init__()
+        self.config = config
+        self.recursion = recursion
+        self.halting = halting
+        self.dtype = DTYPES[config.forward_dtype]
+        self.prefix_len = config.prefix_len
+        hidden = config.hidden_size
+        self.embed_scale = math.sqrt(hidden)
+        self.embed_tokens = CastedEmbedding(config.vocab_size, hidden, init_std=1 / self.embed_scale, dtype=self.dtype)
+        self.puzzle_emb = PuzzleEmbedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim) if config.puzzle_emb_ndim else None
+        total_len = config.seq_len + self.prefix_len
+        self.embed_pos = (
+            CastedEmbedding(total_len, hidden, init_std=1 / self.embed_scale, dtype=self.dtype)
+            if config.pos_encodings == "learned" else None
+        )
+        self.lm_head = CastedLinear(hidden, config.vocab_size)
+        self.q_head = CastedLinear(hidden, 2, bias=True)
+        with torch.no_grad():  # start by (almost) never halting
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5)
+        self.meta: dict[str, Any] = {}  # name, task, data fingerprints: filled by create_model / load
+
+    # -- embeddings -------------------------------------------------------------------------
+    def embed(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
+        x = self.embed_tokens(inputs.long())
+        if self.puzzle_emb is not None:
+            puzzle = self.puzzle_emb(puzzle_identifiers.long()).to(self.dtype)
+            puzzle = F.pad(puzzle, (0, self.prefix_len * self.config.hidden_size - puzzle.shape[-1]))
+            x = torch.cat((puzzle.view(-1, self.prefix_len, self.config.hidden_size), x), dim=-2)
+        if self.embed_pos is not None:
+            x = 0.707106781 * (x + self.embed_pos.weight.to(self.dtype))
+        return self.embed_scale * x
+
+    def _heads(self, y, z):
+        answer = self.recursion.readout(y, z)
+        logits = self.lm_head(answer)[:, self.prefix_len :]
+        q = self.q_head(answer[:, 0]).float()
+        return logits, q[..., 0], q[..., 1]
+
+    # -- the public inference API ----------------------------------------------------------
+    def initial_carry(self, batch: dict[str, torch.Tensor]) -> Carry:
+        """A carry whose samples are all halted, so the first step loads the batch."""
+        inputs = batch["inputs"]
+        size = inputs.shape[0]
+        y, z = self.recursion.initial_states(size, inputs.shape[1] + self.prefix_len, self.dtype)
+        device = inputs.device
+        to = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Carry(
+            y=to(y), z=to(z),
+            steps=torch.zeros(size, dtype=torch.int32, device=device),
+            halted=torch.ones(size, dtype=torch.bool, device=device),
+            data={k: torch.zeros_like(v) for k, v in batch.items()},
+        )
+
+    def step(
+        self,
+        carry: Carry,
+        batch: dict[str, torch.Tensor],
+        *,
+        early_exit: bool = False,
+        explore: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[Carry, StepOutput]:
+        """One supervision step from ``carry``; halted slots first take ``batch``'s example."""
+        reset = carry.halted
+        y, z = self.recursion.reset(reset, carry.y, carry.z)
+        steps = torch.where(reset, 0, carry.steps)
+        data = {
+            k: torch.where(reset.view(-1, *([1] * (v.ndim - 1))), batch[k], v) if k in batch else v
+            for k, v in (carry.data or {k: torch.zeros_like(v) for k, v in batch.items()}).items()
+        }
+        x = self.embed(data["inputs"], data["puzzle_identifiers"])
+        y, z = self.recursion(y, z, x)
+        logits, q_halt, q_continue = self._heads(y, z)
+        detach = lambda t: None if t is None else t.detach()  # noqa: E731
+        y, z = detach(y), detach(z)
+        with torch.no_grad():
+            steps = steps + 1
+            halted = self.halting.halted(
+                steps, q_halt, q_continue, training=self.training, early_exit=early_exit, explore=explore
+            )
+            target = None
+            if self.training and self.halting.needs_target:
+                next_y, next_z = self.recursion(y, z, x.detach())
+                _, next_halt, next_continue = self._heads(next_y, next_z)
+                target = self.halting.target(next_halt, next_continue, steps >= self.halting.max_steps)
+        out = StepOutput(logits, q_halt, q_continue, y, z, halted, steps, target)
+        return Carry(y, z, steps, halted, data), out
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        batch: dict[str, torch.Tensor],
+        steps: int | None = None,
+        carry: Carry | None = None,
+        *,
+        early_exit: bool = False,
+    ) -> list[StepOutput]:
+        """Run up to ``steps`` supervision steps (default: the halting limit) on one batch.
+
+        Returns one output per step, full batch size. With ``early_exit`` a sample stops
+        once its halting signal fires: it leaves the batch (the work shrinks) and its
+        last output is repeated in the later steps. The rollout ends when all stopped.
+        """
+        steps = steps or self.halting.max_steps
+        carry = carry if carry is not None else self.initial_carry(batch)
+        size = batch["inputs"].shape[0]
+        active = torch.arange(size, device=batch["inputs"].device)
+        outputs: list[StepOutput] = []
+        last: StepOutput | None = None
+        for _ in range(steps):
+            sub_carry = carry.index(active)
+            sub_batch = {k: v[active] for k, v in batch.items()}
+            sub_carry, sub_out = self.step(sub_carry, sub_batch, early_exit=early_exit)
+            last = sub_out if last is None else _scatter(last, sub_out, active)
+            outputs.append(last)
+            carry = _scatter_carry(carry, sub_carry, active)
+            carry.halted = torch.zeros_like(carry.halted)  # keep each sample's example
+            if early_exit:
+                active = active[~sub_out.halted]
+                if active.numel() == 0:
+                    break
+        return outputs
+
+
+def _scatter(full: StepOutput, part: StepOutput, idx: torch.Tensor) -> StepOutput:
+    """A copy of ``full`` whose rows ``idx`` are replaced by ``part``."""
+    values = {}
+    for f in fields(StepOutput):
+        whole, piece = getattr(full, f.name), getattr(part, f.name)
+        if piece is not None:
+            whole = whole.clone()
+            whole[idx] = piece
+        values[f.name] = whole if piece is not None else None
+    return StepOutput(**values)
+
+
+def _scatter_carry(full: Carry, part: Carry, idx: torch.Tensor) -> Carry:
+    def put(whole, piece):
+        if whole is None:
+            return None
+        whole = whole.clone()
+        whole[idx] = piece
+        return whole
+
+    return replace(
+        full, y=put(full.y, part.y), z=put(full.z, part.z), steps=put(full.steps, part.steps),
+        halted=put(full.halted, part.halted), data={k: put(v, part.data[k]) for k, v in full.data.items()},
+    )

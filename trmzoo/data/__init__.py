@@ -1,0 +1,17 @@
+"""The on-disk dataset format shared by every task, its loader and its fingerprints."""
+
+from trmzoo.data.format import (
+    DatasetMetadata,
+    SplitArrays,
+    build_fingerprint,
+    embedding_fingerprint,
+    read_identifiers,
+    read_split,
+    write_identifiers,
+    write_split,
+)
+
+__all__ = [
+    "DatasetMetadata", "SplitArrays", "build_fingerprint", "embedding_fingerprint",
+    "read_identifiers", "read_split", "write_identifiers", "write_split",
+]

@@ -1,0 +1,126 @@
+"""The official on-disk dataset layout, read and written byte-compatibly.
+
+A dataset folder holds one folder per split (``train``, ``test``) with
+``dataset.json`` and the arrays ``all__{inputs,labels,puzzle_identifiers,
+puzzle_indices,group_indices}.npy``, plus ``identifiers.json`` (puzzle id -> name)
+at the top. Examples belong to puzzles (``puzzle_indices`` are example offsets),
+puzzles to groups (``group_indices`` are puzzle offsets; a group is one original
+puzzle with all its augmented versions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from trmzoo.errors import DataError
+
+ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+
+
+class DatasetMetadata(BaseModel):
+    """``dataset.json``, field order as the official builders write it."""
+
+    pad_id: int = 0
+    ignore_label_id: int | None = 0
+    blank_identifier_id: int = 0
+    vocab_size: int
+    seq_len: int
+    num_puzzle_identifiers: int
+    total_groups: int
+    mean_puzzle_examples: float
+    total_puzzles: int
+    sets: list[str] = ["all"]
+
+
+@dataclass
+class SplitArrays:
+    inputs: np.ndarray  # [examples, seq_len] uint8 tokens
+    labels: np.ndarray  # [examples, seq_len]; ignore_label_id marks unsupervised cells
+    puzzle_identifiers: np.ndarray  # int32 [puzzles]
+    puzzle_indices: np.ndarray  # int32 [puzzles + 1], example offsets
+    group_indices: np.ndarray  # int32 [groups + 1], puzzle offsets
+
+    def check(self, where: str) -> None:
+        if self.inputs.shape != self.labels.shape:
+            raise DataError(f"{where}: inputs {self.inputs.shape} and labels {self.labels.shape} differ")
+        if self.puzzle_indices[-1] != len(self.inputs) or self.group_indices[-1] != len(self.puzzle_identifiers):
+            raise DataError(f"{where}: puzzle or group offsets do not cover the arrays")
+
+
+def write_split(root: str | Path, split: str, arrays: SplitArrays, metadata: DatasetMetadata) -> None:
+    """Write one split; arrays keep the dtypes given (the official builders' dtypes)."""
+    arrays.check(f"{root}/{split}")
+    folder = Path(root) / split
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "dataset.json", "w") as f:
+        json.dump(metadata.model_dump(), f)
+    for name in ARRAY_NAMES:
+        np.save(folder / f"all__{name}.npy", getattr(arrays, name))
+
+
+def write_identifiers(root: str | Path, identifiers: list[str]) -> None:
+    with open(Path(root) / "identifiers.json", "w") as f:
+        json.dump(identifiers, f)
+
+
+def read_split(root: str | Path, split: str, *, mmap: bool = False) -> tuple[DatasetMetadata, SplitArrays]:
+    folder = Path(root) / split
+    meta_path = folder / "dataset.json"
+    if not meta_path.exists():
+        raise DataError(f"{folder}: no dataset.json; build the data first (`trmzoo data build TASK --out {root}`)")
+    try:
+        metadata = DatasetMetadata.model_validate_json(meta_path.read_text())
+        arrays = SplitArrays(**{
+            name: np.load(folder / f"all__{name}.npy", mmap_mode="r" if mmap else None) for name in ARRAY_NAMES
+        })
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{folder}: unreadable dataset ({exc})") from None
+    arrays.check(str(folder))
+    return metadata, arrays
+
+
+def read_identifiers(root: str | Path) -> list[str]:
+    path = Path(root) / "identifiers.json"
+    if not path.exists():
+        raise DataError(f"{root}: no identifiers.json")
+    return json.loads(path.read_text())
+
+
+def embedding_fingerprint(identifiers: list[str]) -> str:
+    """Hash of the ordered puzzle identifiers: all a per-puzzle embedding table depends on."""
+    digest = hashlib.sha256("\n".join(identifiers).encode()).hexdigest()
+    return f"sha256:{digest[:16]}"
+
+
+def build_fingerprint(root: str | Path) -> str:
+    """Hash of every array and metadata file of a build, in a fixed order."""
+    digest = hashlib.sha256()
+    root = Path(root)
+    files = [root / "identifiers.json"]
+    for split in sorted(p.name for p in root.iterdir() if (p / "dataset.json").exists()):
+        files.append(root / split / "dataset.json")
+        files.extend(root / split / f"all__{name}.npy" for name in ARRAY_NAMES)
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode())
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it over, so readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,65 @@
+"""The hooks a trmzoo plugin may implement.
+
+Every hook receives a ``register`` callable bound to the calling plugin, so the
+registry can name both plugins when two contribute the same name. A plugin module
+implements any subset of these functions, decorated with ``trmzoo.hookimpl``.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("trmzoo")
+hookimpl = pluggy.HookimplMarker("trmzoo")
+
+
+@hookspec
+def register_backbones(register):
+    """Contribute tiny networks applied at every recursion step.
+
+    Call ``register(name, config_cls, build)``: ``config_cls`` is a pydantic model
+    whose ``kind`` field is ``Literal[name]``; ``build(config, spec, num_layers)``
+    returns an ``nn.Module`` mapping ``(hidden, injection) -> hidden`` (see
+    ``trmzoo.core.backbone.BackboneSpec`` for what ``spec`` carries).
+    """
+
+
+@hookspec
+def register_recursions(register):
+    """Contribute recursion schemes: how the answer y and latent z are updated.
+
+    Call ``register(name, config_cls, build)``: ``build(config, make_net, hidden_size)``
+    returns a ``trmzoo.core.recursion.Recursion``; ``make_net(num_layers)`` builds
+    one backbone network of the model's chosen kind.
+    """
+
+
+@hookspec
+def register_halting_policies(register):
+    """Contribute halting policies: when a sample stops and how halting is trained.
+
+    Call ``register(name, config_cls, build)``: ``build(config)`` returns a
+    ``trmzoo.core.halting.HaltingPolicy``.
+    """
+
+
+@hookspec
+def register_tasks(register):
+    """Contribute puzzle tasks: data building, tokens, augmentation, evaluation, solving.
+
+    Call ``register(name, task_cls)`` with a subclass of ``trmzoo.Task`` whose
+    ``Config`` pydantic model has ``name: Literal[name]``.
+    """
+
+
+@hookspec
+def register_models(register):
+    """Contribute named model configurations, optionally with pretrained weights.
+
+    Call ``register(name, config, *, description="", pretrained=())``: ``config``
+    is a dict valid as a recipe's ``model`` section; ``pretrained`` is a sequence
+    of ``trmzoo.registry.PretrainedEntry`` (weights on the Hub, with their card).
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands or groups to the ``trmzoo`` command group ``cli``."""

@@ -1,0 +1,131 @@
+"""The plugin manager: entry-point discovery, allow and block lists, isolation of broken plugins.
+
+Built-in plugins are found exactly like third-party ones, through the ``trmzoo``
+entry-point group. Loading happens once, on first use.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import pluggy
+
+from trmzoo import hookspecs
+
+ENTRY_POINT_GROUP = "trmzoo"
+PLUGIN_API_VERSION = 1
+"""Major version of the plugin API; a plugin states the one it needs as ``TRMZOO_PLUGIN_API``."""
+
+pm = pluggy.PluginManager("trmzoo")
+pm.add_hookspecs(hookspecs)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+
+
+_infos: dict[str, PluginInfo] = {}
+_failures: dict[str, str] = {}
+_blocked: list[str] = []
+_loaded = False
+
+
+def _env_list(var: str) -> list[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _entry_points() -> list[tuple[metadata.EntryPoint, metadata.Distribution | None]]:
+    found, seen = [], set()
+    for dist in metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or (ep.name, ep.value) in seen:
+                continue
+            seen.add((ep.name, ep.value))
+            found.append((ep, dist))
+    return found
+
+
+def load_plugins() -> None:
+    """Import and register every ``trmzoo`` entry point once, honouring the env lists.
+
+    ``TRMZOO_LOAD_PLUGINS=a,b`` loads only those entry points; ``TRMZOO_DISABLE_PLUGINS=c``
+    skips ``c``. A plugin that fails to import, or asks for another plugin API, is
+    reported by name as a warning and skipped; the rest keep working.
+    """
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    allowed = _env_list("TRMZOO_LOAD_PLUGINS")
+    for name in _env_list("TRMZOO_DISABLE_PLUGINS") or []:
+        pm.set_blocked(name)
+        _blocked.append(name)
+    for ep, dist in _entry_points():
+        if pm.is_blocked(ep.name) or (allowed is not None and ep.name not in allowed):
+            continue
+        if pm.has_plugin(ep.name):
+            other = _infos[ep.name].distribution
+            warnings.warn(
+                f"trmzoo plugin entry point {ep.name!r} of {dist.metadata['Name']} is also provided "
+                f"by {other}; the second one is ignored",
+                stacklevel=2,
+            )
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not take the zoo down
+            _failures[ep.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"trmzoo plugin {ep.name!r} failed to load and was skipped ({_failures[ep.name]})",
+                          stacklevel=2)
+            continue
+        wanted = getattr(module, "TRMZOO_PLUGIN_API", PLUGIN_API_VERSION)
+        if wanted != PLUGIN_API_VERSION:
+            _failures[ep.name] = f"needs plugin API {wanted}, this trmzoo offers {PLUGIN_API_VERSION}"
+            warnings.warn(f"trmzoo plugin {ep.name!r} was skipped: it {_failures[ep.name]}", stacklevel=2)
+            continue
+        pm.register(module, name=ep.name)
+        _infos[ep.name] = PluginInfo(
+            name=ep.name,
+            module=ep.value,
+            distribution=dist.metadata["Name"] if dist else None,
+            version=dist.version if dist else None,
+            hooks=sorted(caller.name for caller in pm.get_hookcallers(module) or []),
+        )
+    pm.check_pending()
+
+
+def plugin_infos() -> list[PluginInfo]:
+    load_plugins()
+    return [_infos[name] for name in sorted(_infos)]
+
+
+def plugin_failures() -> dict[str, str]:
+    load_plugins()
+    return dict(_failures)
+
+
+def reset() -> None:
+    """Forget every loaded plugin, so the next use discovers entry points again (for tests)."""
+    global _loaded
+    from trmzoo import registry
+
+    for name in _blocked:
+        pm.unblock(name)
+    for name, plugin in list(pm.list_name_plugin()):
+        pm.unregister(plugin=plugin, name=name)
+    _blocked.clear()
+    _infos.clear()
+    _failures.clear()
+    _loaded = False
+    registry.reset()

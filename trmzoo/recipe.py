@@ -1,0 +1,274 @@
+"""Recipes: YAML files validated by pydantic models that are built after plugins load.
+
+A recipe assembles a model, a task, a dataset and a training setup. The schema's
+``backbone``, ``recursion``, ``halting`` and ``task`` sections are discriminated
+unions over what plugins registered, so a plugin's config is validated like a
+built-in one. Errors name the file and the dotted path.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from trmzoo.core.model import ModelConfigBase
+from trmzoo.errors import RecipeError
+from trmzoo.registry import get_registry, lookup
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    dir: str = "data/default"
+    """Dataset folder in the on-disk format; built from the task's options when missing."""
+    build: bool = True
+    """Build the dataset with the task's builder when ``dir`` does not exist yet."""
+
+
+class TrainConfig(Strict):
+    global_batch_size: int = 768
+    max_steps: int | None = None
+    """Total optimizer steps; when unset, derived from ``epochs`` as the official code does."""
+    epochs: int = 1
+    lr: float = 1.0e-4
+    lr_warmup_steps: int = 2000
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    lr_min_ratio: float = 1.0
+    """Cosine floor as a fraction of the peak; the official 1.0 makes the schedule constant after warmup."""
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    optimizer: Literal["adam_atan2", "adamw"] = "adam_atan2"
+    puzzle_emb_lr: float = 1.0e-2
+    puzzle_emb_weight_decay: float = 0.1
+    ema: bool = True
+    ema_rate: float = 0.999
+    loss: Literal["stablemax", "softmax"] = "stablemax"
+    schedule: Literal["carry", "inner_loop"] = "carry"
+    """``carry``: one supervision step per optimizer step with the persistent carry (official);
+    ``inner_loop``: all supervision steps on one batch before the next (the paper's pseudo-code)."""
+    freeze_weights: bool = False
+    """Train only the puzzle embeddings (adapting a trained model to new puzzles)."""
+    seed: int = 0
+    eval_interval: int | None = None
+    """Evaluate on the test split every this many steps (and always at the end)."""
+    checkpoint_interval: int | None = None
+    log_interval: int = 10
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    autocast: bool = False
+    """Use torch.autocast for the forward dtype instead of the official explicit casts."""
+    compile: bool = False
+
+
+class EvalConfig(Strict):
+    batch_size: int | None = None
+    """Test batch size (default: the training global batch size)."""
+    max_puzzles: int | None = None
+    early_exit: bool = False
+    """Stop each sample once its halting signal fires instead of running all steps."""
+    use_ema: bool = True
+
+
+def _union(configs: list[type], tag: str):
+    if not configs:
+        return Any
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[tuple(configs)], Field(discriminator=tag)]
+
+
+@functools.lru_cache(maxsize=None)
+def _schemas(registry_id: int) -> tuple[type, type]:
+    reg = get_registry()
+    backbones = [c.config_cls for c in reg.backbone.values()]
+    recursions = [c.config_cls for c in reg.recursion.values()]
+    haltings = [c.config_cls for c in reg.halting.values()]
+    tasks = [t.task_cls.Config for t in reg.task.values()]
+
+    def default(table, name):
+        return table[name].config_cls() if name in table else ...
+
+    model_cls = create_model(
+        "ModelConfig",
+        __base__=ModelConfigBase,
+        backbone=(_union(backbones, "kind"), default(reg.backbone, "attention")),
+        recursion=(_union(recursions, "kind"), default(reg.recursion, "trm")),
+        halting=(_union(haltings, "kind"), default(reg.halting, "bce")),
+    )
+    recipe_cls = create_model(
+        "Recipe",
+        __base__=Strict,
+        model=(model_cls, ...),
+        task=(_union(tasks, "name"), ...),
+        data=(DataConfig, DataConfig()),
+        train=(TrainConfig, TrainConfig()),
+        eval=(EvalConfig, EvalConfig()),
+    )
+    return model_cls, recipe_cls
+
+
+def model_config_cls() -> type[ModelConfigBase]:
+    return _schemas(id(get_registry()))[0]
+
+
+def recipe_cls() -> type[BaseModel]:
+    return _schemas(id(get_registry()))[1]
+
+
+# -- YAML ----------------------------------------------------------------------------------
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{path}:{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of sections (model, task, data, train, eval)")
+    return data
+
+
+def apply_override(data: dict, assignment: str, source: str = "--set") -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to the raw recipe dict."""
+    if "=" not in assignment:
+        raise RecipeError(f"{source} {assignment!r}: expected KEY.PATH=VALUE")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    try:
+        value = yaml.load(raw, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{source} {assignment!r}: value is not valid YAML ({exc})") from None
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"{source} {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "task":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def expand_model_preset(model: dict) -> dict:
+    """``model.preset: NAME`` starts from a registered model's config; other keys override it."""
+    if not isinstance(model, dict) or "preset" not in model:
+        return model
+    rest = {k: v for k, v in model.items() if k != "preset"}
+    return _merge(lookup("model", model["preset"]).config, rest)
+
+
+def _dotted(loc: tuple, data: Any) -> str:
+    """Dotted path of a pydantic error location, without the union tag segments pydantic inserts."""
+    parts, node = [], data
+    for item in loc:
+        if isinstance(node, dict) and item not in node and any(node.get(t) == item for t in ("kind", "name")):
+            continue  # the discriminator tag
+        parts.append(str(item))
+        node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def format_validation_error(exc: ValidationError, data: Any, source: str) -> str:
+    messages = []
+    for err in exc.errors():
+        msg = err["msg"]
+        messages.append(f"{_dotted(err['loc'], data)}: {msg[0].lower()}{msg[1:]}")
+    return f"{source}: " + "; ".join(messages)
+
+
+def validate_recipe(data: dict, source: str = "recipe", overrides: tuple[str, ...] = ()) -> BaseModel:
+    data = copy.deepcopy(data)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    if isinstance(data.get("model"), dict):
+        data["model"] = expand_model_preset(data["model"])
+    try:
+        return recipe_cls().model_validate(data)
+    except ValidationError as exc:
+        override_keys = {a.split("=", 1)[0].strip() for a in overrides}
+        for err in exc.errors():
+            path = _dotted(err["loc"], data)
+            if err["type"] == "extra_forbidden" and path in override_keys:
+                raise RecipeError(f"--set {path}: no such setting in the recipe schema") from None
+        raise RecipeError(format_validation_error(exc, data, source)) from None
+
+
+def load_recipe(path: str | Path, overrides: tuple[str, ...] = ()) -> BaseModel:
+    """Read, override and validate a recipe file."""
+    return validate_recipe(read_yaml(path), str(path), overrides)
+
+
+def dump_recipe(recipe: BaseModel) -> str:
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+
+
+def recipe_dirs() -> list[Path]:
+    """Where named recipes are looked up: ./recipes, the source tree's recipes/, plugins' recipes/."""
+    import trmzoo
+
+    dirs = [Path.cwd() / "recipes", Path(trmzoo.__file__).resolve().parent.parent / "recipes"]
+    from trmzoo.plugins import pm
+
+    for _, plugin in pm.list_name_plugin():
+        if plugin is not None and getattr(plugin, "__file__", None):
+            dirs.append(Path(plugin.__file__).resolve().parent / "recipes")
+    unique = []
+    for d in dirs:
+        if d.is_dir() and d not in unique:
+            unique.append(d)
+    return unique
+
+
+def find_recipes() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    get_registry()
+    for d in recipe_dirs():
+        for path in sorted(d.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def resolve_recipe_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    recipes = find_recipes()
+    if name_or_path in recipes:
+        return recipes[name_or_path]
+    raise RecipeError(f"{name_or_path}: no such recipe file or named recipe (see `trmzoo recipes list`)")

@@ -1,0 +1,159 @@
+"""Tables of everything plugins contribute: backbones, recursions, halting policies, tasks, models.
+
+The tables are filled once, lazily, by calling each plugin's hooks with a
+``register`` callable bound to that plugin. Two plugins contributing the same
+name is an error that names both: silently swapping a model is worse than failing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from trmzoo.errors import PluginError, TrmzooError
+from trmzoo.plugins import load_plugins, pm
+
+KINDS = ("backbone", "recursion", "halting", "task", "model")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A backbone, recursion or halting policy: a config model and a builder."""
+
+    name: str
+    config_cls: type
+    build: Callable[..., Any]
+    plugin: str
+
+
+@dataclass(frozen=True)
+class PretrainedEntry:
+    """Published weights for a named model, with what a model card needs to say about them."""
+
+    name: str
+    hub_repo: str
+    file: str
+    format: str = "trmzoo"  # "trmzoo" (safetensors + config.json) or "official" (pickled state dict)
+    revision: str = "main"
+    config_file: str | None = None
+    task: str | None = None
+    H_cycles: int | None = None
+    L_cycles: int | None = None
+    score: str = ""
+    score_source: str = ""
+    license: str = "unknown"
+    notes: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    config: dict
+    plugin: str
+    description: str = ""
+    pretrained: tuple[PretrainedEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    task_cls: type
+    plugin: str
+
+
+@dataclass
+class Registry:
+    backbone: dict[str, Component] = field(default_factory=dict)
+    recursion: dict[str, Component] = field(default_factory=dict)
+    halting: dict[str, Component] = field(default_factory=dict)
+    task: dict[str, TaskEntry] = field(default_factory=dict)
+    model: dict[str, ModelEntry] = field(default_factory=dict)
+    pretrained: dict[str, tuple[ModelEntry, PretrainedEntry]] = field(default_factory=dict)
+    contributions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def _add(self, kind: str, name: str, entry: Any, plugin: str) -> None:
+        table = getattr(self, kind)
+        if name in table:
+            other = table[name][0].plugin if kind == "pretrained" else table[name].plugin
+            raise PluginError(
+                f"{kind} {name!r} from plugin {plugin!r} clashes with plugin {other!r}; "
+                f"disable one with TRMZOO_DISABLE_PLUGINS={plugin}"
+            )
+        table[name] = entry
+        self.contributions.setdefault(plugin, {}).setdefault(kind, []).append(name)
+
+
+_registry: Registry | None = None
+
+
+def _collect(hook_name: str, make_register: Callable[[str], Callable]) -> None:
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        impl.function(register=make_register(impl.plugin_name))
+
+
+def get_registry() -> Registry:
+    """Load plugins and fill the tables on first use."""
+    global _registry
+    if _registry is not None:
+        return _registry
+    load_plugins()
+    reg = Registry()
+
+    def component(kind: str):
+        def bind(plugin: str):
+            def register(name: str, config_cls: type, build: Callable) -> None:
+                reg._add(kind, name, Component(name, config_cls, build, plugin), plugin)
+
+            return register
+
+        return bind
+
+    def task_register(plugin: str):
+        def register(name: str, task_cls: type) -> None:
+            reg._add("task", name, TaskEntry(name, task_cls, plugin), plugin)
+
+        return register
+
+    def model_register(plugin: str):
+        def register(name: str, config: dict, *, description: str = "", pretrained=()) -> None:
+            entry = ModelEntry(name, dict(config), plugin, description, tuple(pretrained))
+            reg._add("model", name, entry, plugin)
+            for weights in entry.pretrained:
+                for alias in (f"{name}.{weights.name}", *weights.aliases):
+                    reg._add("pretrained", alias, (entry, weights), plugin)
+
+        return register
+
+    _collect("register_backbones", component("backbone"))
+    _collect("register_recursions", component("recursion"))
+    _collect("register_halting_policies", component("halting"))
+    _collect("register_tasks", task_register)
+    _collect("register_models", model_register)
+    _registry = reg
+    return reg
+
+
+def reset() -> None:
+    global _registry
+    _registry = None
+
+
+def lookup(kind: str, name: str) -> Any:
+    """Find ``name`` in a table, or fail with the closest names as a hint."""
+    table = getattr(get_registry(), kind)
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(name, list(table), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(table)) or 'none'}"
+    raise TrmzooError(f"unknown {kind} {name!r}{hint}")
+
+
+def list_models(pattern: str | list[str] = "*", pretrained: bool = False) -> list[str]:
+    """Names of registered models matching shell wildcards; with ``pretrained``, the weight names."""
+    reg = get_registry()
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    names = reg.pretrained if pretrained else reg.model
+    return sorted(n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns))

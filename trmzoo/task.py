@@ -1,0 +1,132 @@
+"""What a task is: a family of puzzles with its data builder, tokens, augmentations,
+evaluator, and the reading and drawing of one puzzle for ``trmzoo solve``.
+
+A task plugin subclasses :class:`Task`, gives it a pydantic ``Config`` whose
+``name`` field is ``Literal["<task name>"]`` (the recipe's ``task`` section), and
+registers it with the ``register_tasks`` hook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class TaskConfig(BaseModel):
+    """Base of a task's recipe section: its build options."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    seed: int = 0
+
+
+@dataclass
+class Puzzle:
+    """One puzzle read from user text, ready for the model."""
+
+    inputs: np.ndarray  # [seq_len] tokens
+    puzzle_identifier: int = 0
+    info: dict[str, Any] = field(default_factory=dict)  # what render() needs (grid shape, ...)
+
+
+@dataclass
+class Solution:
+    tokens: np.ndarray  # [seq_len] predicted tokens
+    steps: int  # supervision steps used
+    q_halt: float  # sigmoid of the halting logit: the model's confidence
+    trace: list[np.ndarray] = field(default_factory=list)  # predicted tokens after every step
+    q_trace: list[float] = field(default_factory=list)
+    text: str = ""
+
+
+class Evaluator:
+    """Accumulates predictions on the test split and reports metrics.
+
+    ``update`` receives numpy arrays of one batch: the batch (inputs, labels,
+    puzzle_identifiers), the predicted tokens and the halting logits.
+    """
+
+    def update(self, batch: dict[str, np.ndarray], preds: np.ndarray, q_halt: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def result(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class GridEvaluator(Evaluator):
+    """Exact accuracy (every supervised cell right) and token accuracy, per test example."""
+
+    def __init__(self, ignore_label_id: int | None = 0) -> None:
+        self.ignore = ignore_label_id
+        self.count = 0
+        self.exact = 0.0
+        self.tokens = 0.0
+
+    def update(self, batch, preds, q_halt):
+        labels = batch["labels"]
+        mask = labels != self.ignore if self.ignore is not None else np.ones_like(labels, dtype=bool)
+        counts = mask.sum(-1)
+        keep = counts > 0
+        right = (preds == labels) & mask
+        self.count += int(keep.sum())
+        self.exact += float(((right.sum(-1) == counts) & keep).sum())
+        self.tokens += float((right.sum(-1)[keep] / counts[keep]).sum())
+
+    def result(self):
+        n = max(self.count, 1)
+        return {"exact_accuracy": self.exact / n, "token_accuracy": self.tokens / n, "count": float(self.count)}
+
+
+class Task:
+    """Base class for task plugins. Subclasses set ``name`` and ``Config`` and implement the methods."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[TaskConfig]]
+
+    def __init__(self, config: TaskConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    # -- sizes -------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def seq_len(self) -> int:
+        raise NotImplementedError
+
+    # -- data ------------------------------------------------------------------------------
+    def build(self, out_dir: Path, *, progress: bool = True) -> None:
+        """Write the dataset (train and test splits, identifiers.json) in the on-disk format."""
+        raise NotImplementedError
+
+    def augment(self, inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
+        """A random validity-preserving transform of one example: ``(inputs, labels, params)``."""
+        raise NotImplementedError
+
+    def invert(self, tokens: np.ndarray, params: Any) -> np.ndarray:
+        """Undo :meth:`augment` on a token sequence."""
+        raise NotImplementedError
+
+    # -- evaluation ------------------------------------------------------------------------
+    def evaluator(self, data_dir: Path) -> Evaluator:
+        return GridEvaluator()
+
+    # -- single puzzles --------------------------------------------------------------------
+    def parse(self, text: str) -> Puzzle:
+        """Read one puzzle from user text; raise ``PuzzleError`` naming the bad position."""
+        raise NotImplementedError
+
+    def render(self, tokens: np.ndarray, puzzle: Puzzle) -> str:
+        """Draw a token sequence as the puzzle's text grid."""
+        raise NotImplementedError
+
+    def solve(self, model, puzzle: Puzzle, *, early_exit: bool = False) -> Solution:
+        """Run the model on one puzzle; tasks that vote over augmentations override this."""
+        from trmzoo.evaluate import solve_single
+
+        return solve_single(model, self, puzzle, early_exit=early_exit)

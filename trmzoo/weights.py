@@ -1,0 +1,120 @@
+"""The trmzoo weight format: a folder with ``config.json``, ``model.safetensors`` and,
+when the model has one, ``puzzle_emb.safetensors``.
+
+The per-puzzle embedding table lives in its own file because for ARC it is 99% of
+the bytes and belongs to one data build (recorded as ``embedding_fingerprint``).
+Loading checks names and shapes strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from trmzoo.core.model import RecursiveModel
+from trmzoo.errors import CheckpointError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+PUZZLE_FILE = "puzzle_emb.safetensors"
+PUZZLE_KEY = "puzzle_emb.weight"
+FORMAT_VERSION = 1
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split the state dict into the network's tensors and the puzzle table."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    table = {PUZZLE_KEY: state.pop(PUZZLE_KEY)} if PUZZLE_KEY in state else {}
+    return state, table
+
+
+def save_pretrained(model: RecursiveModel, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` as a trmzoo weight folder; each file is written atomically."""
+    import trmzoo
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    network, table = model_state(model)
+    meta = {"format": "pt", "trmzoo_version": trmzoo.__version__}
+    _atomic(directory / WEIGHTS_FILE, lambda p: save_file(network, str(p), metadata=meta))
+    if table:
+        _atomic(directory / PUZZLE_FILE, lambda p: save_file(table, str(p), metadata=meta))
+    config = {
+        "format_version": FORMAT_VERSION,
+        "trmzoo_version": trmzoo.__version__,
+        "architecture": model.meta.get("architecture"),
+        "model_args": model.config.model_dump(mode="json"),
+        **{k: v for k, v in model.meta.items() if k != "architecture"},
+        **(extra or {}),
+    }
+    _atomic(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+    return directory
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory}: no {CONFIG_FILE}; not a trmzoo model folder") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: invalid JSON ({exc})") from None
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupted or truncated safetensors file ({exc})") from None
+
+
+def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``model``; any missing, unexpected or misshapen tensor is an error naming it."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+        raise CheckpointError(f"{source}: weights do not match the model: {'; '.join(parts)}")
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: {key} has shape {tuple(tensor.shape)}, the model expects {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state, strict=True)
+
+
+def load_pretrained_dir(directory: str | Path) -> RecursiveModel:
+    """Build the model described by a weight folder's config.json and load its weights."""
+    from trmzoo.factory import build_model
+
+    directory = Path(directory)
+    config = read_config(directory)
+    if "model_args" not in config:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: no model_args; not a trmzoo model config")
+    model = build_model(config["model_args"])
+    state = _read_tensors(directory / WEIGHTS_FILE)
+    if model.puzzle_emb is not None:
+        state.update(_read_tensors(directory / PUZZLE_FILE))
+    load_state_strict(model, state, str(directory))
+    model.meta.update({k: v for k, v in config.items() if k not in ("model_args", "format_version", "trmzoo_version")})
+    model.eval()
+    return model
