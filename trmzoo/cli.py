@@ -1,0 +1,340 @@
+"""The ``trmzoo`` command line. Plugins add commands through the ``register_commands`` hook.
+
+Every error a user can cause ends in one line on stderr and a non-zero exit;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import typing
+from pathlib import Path
+
+import click
+import yaml
+
+from trmzoo.errors import TrmzooError
+
+
+class Context:
+    debug = False
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+@click.group()
+@click.version_option(package_name="trmzoo")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """trmzoo: train, evaluate, load and share tiny recursive reasoning models."""
+    Context.debug = debug
+
+
+# -- training and evaluation ----------------------------------------------------------------
+@cli.command()
+@click.argument("recipe")
+@click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a recipe value (YAML).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<recipe>-<time>).")
+@click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False), help="Continue this run folder.")
+@click.option("--init-from", help="Start from a trained model (name, hf-hub:org/repo or run folder).")
+@click.option("--dry-run", is_flag=True, help="Validate the recipe and build the model without data or training.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(recipe, overrides, out, resume, init_from, dry_run, quiet):
+    """Train RECIPE (a file or the name of a shipped recipe)."""
+    from trmzoo.recipe import resolve_recipe_path
+
+    if resume:
+        from trmzoo.train.trainer import train as run_training
+
+        metrics = run_training("", overrides=tuple(overrides), resume=resume, progress=not quiet)
+    else:
+        path = str(resolve_recipe_path(recipe))
+        if dry_run:
+            return _dry_run(path, tuple(overrides))
+        from trmzoo.train.trainer import train as run_training
+
+        metrics = run_training(path, overrides=tuple(overrides), out=out, init_from=init_from, progress=not quiet)
+    _print_metrics(metrics)
+
+
+def _dry_run(path: str, overrides: tuple[str, ...]) -> None:
+    import torch
+
+    from trmzoo.factory import build_model
+    from trmzoo.recipe import load_recipe
+    from trmzoo.train.trainer import make_task, resolved_model_config
+
+    recipe = load_recipe(path, overrides)
+    task = make_task(recipe.task)
+    config = resolved_model_config(recipe, task=task)
+    with torch.device("meta"):  # shapes only: no memory, no data
+        model = build_model(config)
+    params = sum(p.numel() for p in model.parameters())
+    click.echo(f"{path}: valid; model {params:,} parameters (puzzle table excluded), "
+               f"task {task.name}, vocab {config.vocab_size}, seq_len {config.seq_len}")
+
+
+def _print_metrics(metrics: dict[str, float]) -> None:
+    parts = [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()]
+    click.echo("final evaluation: " + " ".join(parts))
+    if "exact_accuracy" in metrics:
+        click.echo(f"exact accuracy on {int(metrics.get('count', 0))} held-out puzzles: "
+                   f"{100 * metrics['exact_accuracy']:.1f}%")
+
+
+@cli.command("eval")
+@click.argument("model")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Dataset folder (default: the run's).")
+@click.option("--early-exit", is_flag=True, help="Stop each sample once its halting signal fires.")
+@click.option("--max-puzzles", type=int, help="Evaluate only the first N test examples.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def eval_command(model, data_dir, early_exit, max_puzzles, batch_size, device, as_json):
+    """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split."""
+    import trmzoo
+    from trmzoo.evaluate import evaluate
+    from trmzoo.train.distributed import local_device
+    from trmzoo.train.trainer import make_task
+    from trmzoo.recipe import read_yaml, recipe_cls
+
+    loaded = trmzoo.load(model)
+    loaded.to(local_device(device))
+    task = _task_of(loaded)
+    if data_dir is None:
+        recipe_file = Path(model) / "recipe.yaml"
+        if not recipe_file.exists():
+            raise TrmzooError(f"{model}: not a run folder; pass --data DIR")
+        data_dir = recipe_cls().model_validate(read_yaml(recipe_file)).data.dir
+    metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit,
+                       max_examples=max_puzzles, progress=not as_json)
+    if as_json:
+        _echo_json(metrics)
+    else:
+        _print_metrics(metrics)
+
+
+def _task_of(model):
+    from trmzoo.registry import lookup
+
+    task_cfg = model.meta.get("task")
+    if not task_cfg:
+        raise TrmzooError("this model does not record its task; it cannot parse puzzles or pick an evaluator")
+    entry = lookup("task", task_cfg["name"])
+    return entry.task_cls(entry.task_cls.Config.model_validate(task_cfg))
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("puzzle")
+@click.option("--early-exit", is_flag=True, help="Stop once the model's halting signal fires.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--trace", type=click.Path(dir_okay=False), help="Draw the answer after every step to this PNG.")
+def solve(model, puzzle, early_exit, as_json, trace):
+    """Solve one PUZZLE (text or file, in the task's format) with MODEL."""
+    import trmzoo
+
+    loaded = trmzoo.load(model)
+    task = _task_of(loaded)
+    parsed = task.parse(Path(puzzle).read_text() if Path(puzzle).is_file() else puzzle)
+    solution = task.solve(loaded, parsed, early_exit=early_exit)
+    if trace:
+        from trmzoo.plot import draw_trace
+
+        draw_trace(solution, task, parsed, trace)
+    if as_json:
+        _echo_json({"solution": solution.text, "tokens": solution.tokens.tolist(), "steps": solution.steps,
+                    "q_halt": solution.q_halt})
+    else:
+        click.echo(solution.text)
+        click.echo(f"supervision steps: {solution.steps}   confidence (sigmoid q_halt): {solution.q_halt:.3f}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG path (default: RUN_DIR/curves.png).")
+def plot(run_dir, out):
+    """Draw RUN_DIR's training curves (loss, exact accuracy, mean steps, learning rate) to a PNG."""
+    from trmzoo.plot import plot_run
+
+    click.echo(plot_run(run_dir, out or Path(run_dir) / "curves.png"))
+
+
+# -- the zoo ---------------------------------------------------------------------------------
+@cli.command("list")
+@click.argument("pattern", default="*")
+@click.option("--pretrained", is_flag=True, help="List published weights instead of architectures.")
+@click.option("--json", "as_json", is_flag=True)
+def list_command(pattern, pretrained, as_json):
+    """List registered models (shell wildcards)."""
+    from trmzoo.registry import get_registry, list_models
+
+    reg = get_registry()
+    names = list_models(pattern, pretrained=pretrained)
+    rows = []
+    for name in names:
+        if pretrained:
+            entry, weights = reg.pretrained[name]
+            rows.append({"name": name, "architecture": entry.name, "hub": weights.hub_repo, "score": weights.score})
+        else:
+            entry = reg.model[name]
+            rows.append({"name": name, "plugin": entry.plugin, "description": entry.description})
+    if as_json:
+        return _echo_json(rows)
+    for row in rows:
+        click.echo("  ".join(str(v) for v in row.values()))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json):
+    """Show loaded plugins, their versions and what each contributed."""
+    from trmzoo.plugins import plugin_failures, plugin_infos
+    from trmzoo.registry import get_registry
+
+    reg = get_registry()
+    rows = [
+        {"name": info.name, "module": info.module, "distribution": info.distribution, "version": info.version,
+         "hooks": info.hooks, "contributes": reg.contributions.get(info.name, {})}
+        for info in plugin_infos()
+    ]
+    failures = plugin_failures()
+    if as_json:
+        return _echo_json({"plugins": rows, "failed": failures} if failures else rows)
+    for row in rows:
+        contributed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in row["contributes"].items())
+        click.echo(f"{row['name']} ({row['distribution']} {row['version']}): {contributed or 'nothing'}")
+    for name, why in failures.items():
+        click.echo(f"{name}: NOT LOADED ({why})")
+
+
+# -- recipes -----------------------------------------------------------------------------------
+@cli.group()
+def recipes():
+    """List, show, validate recipes and print their JSON schema."""
+
+
+@recipes.command("list")
+def recipes_list():
+    from trmzoo.recipe import find_recipes
+
+    for name, path in find_recipes().items():
+        first = path.read_text().splitlines()[0] if path.read_text() else ""
+        click.echo(f"{name:24s} {first.lstrip('# ').strip()}")
+
+
+@recipes.command("show")
+@click.argument("name")
+def recipes_show(name):
+    from trmzoo.recipe import resolve_recipe_path
+
+    click.echo(resolve_recipe_path(name).read_text(), nl=False)
+
+
+@recipes.command("validate")
+@click.argument("files", nargs=-1, required=True)
+def recipes_validate(files):
+    from trmzoo.recipe import load_recipe, resolve_recipe_path
+
+    bad = []
+    for file in files:
+        try:
+            load_recipe(resolve_recipe_path(file))
+            click.echo(f"{file}: ok")
+        except TrmzooError as exc:
+            click.echo(str(exc), err=True)
+            bad.append(file)
+    if bad:
+        raise TrmzooError(f"{len(bad)} of {len(files)} recipes are invalid")
+
+
+@recipes.command("schema")
+def recipes_schema():
+    from trmzoo.recipe import recipe_cls
+
+    _echo_json(recipe_cls().model_json_schema())
+
+
+# -- data ---------------------------------------------------------------------------------------
+@cli.group()
+def data():
+    """Build datasets in the on-disk format."""
+
+
+@data.command("build", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("task_name")
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.pass_context
+def data_build(ctx, task_name, out):
+    """Build TASK_NAME's dataset into --out; any other --option sets a field of the task's config
+    (e.g. --num-aug 1000, --subsets training evaluation)."""
+    from trmzoo.data.format import build_fingerprint, read_identifiers, embedding_fingerprint
+    from trmzoo.registry import lookup
+
+    task_cls = lookup("task", task_name).task_cls
+    options = _parse_task_options(task_cls.Config, ctx.args)
+    from pydantic import ValidationError
+
+    from trmzoo.recipe import format_validation_error
+
+    try:
+        config = task_cls.Config.model_validate({"name": task_name, **options})
+    except ValidationError as exc:
+        raise TrmzooError(format_validation_error(exc, options, f"trmzoo data build {task_name}")) from None
+    task_cls(config).build(Path(out), progress=True)
+    click.echo(f"built {task_name} into {out}: build {build_fingerprint(out)}, "
+               f"embedding {embedding_fingerprint(read_identifiers(out))}")
+
+
+def _parse_task_options(config_cls, args: list[str]) -> dict:
+    options: dict = {}
+    key = None
+    for arg in args:
+        if arg.startswith("--"):
+            key = arg[2:].replace("-", "_")
+            if key not in config_cls.model_fields or key == "name":
+                raise TrmzooError(f"{arg}: no such option for this task (options: "
+                                  f"{', '.join('--' + k.replace('_', '-') for k in config_cls.model_fields if k != 'name')})")
+            options[key] = []
+        elif key is None:
+            raise TrmzooError(f"{arg}: expected an --option before a value")
+        else:
+            options[key].append(yaml.safe_load(arg))
+    for key, values in options.items():
+        annotation = config_cls.model_fields[key].annotation
+        is_list = typing.get_origin(annotation) is list or annotation is list
+        options[key] = values if is_list else (values[0] if len(values) == 1 else True if not values else values)
+    return options
+
+
+def _add_plugin_commands() -> None:
+    from trmzoo.plugins import pm
+    from trmzoo.registry import get_registry
+
+    get_registry()
+    pm.hook.register_commands(cli=cli)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning user errors into one line."""
+    debug = "--debug" in sys.argv
+    try:
+        _add_plugin_commands()
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TrmzooError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,125 @@
+"""Batches from the on-disk format, with the official epoch semantics and an exact resume point.
+
+Training: an epoch visits every group once in a random order; for each group one
+random puzzle (augmented version) is drawn and its examples are packed into the
+batch until it is full (the last puzzle is truncated); a final partial batch is
+dropped. Everything is drawn from a Philox generator seeded by ``seed + epoch``,
+so the batch sequence is a function of the seed and a position (epoch, batch),
+which is all a checkpoint needs to resume. Each process takes its slice of the
+global batch.
+
+Test: examples in order, the last batch padded (pad token, ignored labels, blank id).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from trmzoo.core.supervision import IGNORE_LABEL
+from trmzoo.data.format import DatasetMetadata, SplitArrays
+
+
+def collate(metadata: DatasetMetadata, inputs, labels, puzzle_identifiers, size: int) -> dict[str, torch.Tensor]:
+    """int32 tensors, ignored labels mapped to -100, padded up to ``size`` rows."""
+    inputs = np.asarray(inputs, dtype=np.int32)
+    labels = np.asarray(labels, dtype=np.int32)
+    ids = np.asarray(puzzle_identifiers, dtype=np.int32)
+    if metadata.ignore_label_id is not None:
+        labels = np.where(labels == metadata.ignore_label_id, IGNORE_LABEL, labels)
+    pad = size - len(ids)
+    if pad > 0:
+        inputs = np.pad(inputs, ((0, pad), (0, 0)), constant_values=metadata.pad_id)
+        labels = np.pad(labels, ((0, pad), (0, 0)), constant_values=IGNORE_LABEL)
+        ids = np.pad(ids, (0, pad), constant_values=metadata.blank_identifier_id)
+    return {
+        "inputs": torch.from_numpy(inputs), "labels": torch.from_numpy(labels),
+        "puzzle_identifiers": torch.from_numpy(ids),
+    }
+
+
+class TrainBatches:
+    """Endless training batches; ``position`` / ``seek`` give an exact resume point."""
+
+    def __init__(
+        self, metadata: DatasetMetadata, arrays: SplitArrays, *, global_batch_size: int, seed: int,
+        rank: int = 0, world_size: int = 1,
+    ) -> None:
+        if global_batch_size % world_size:
+            raise ValueError(f"global batch {global_batch_size} is not divisible by {world_size} processes")
+        self.metadata, self.arrays = metadata, arrays
+        self.global_batch_size = global_batch_size
+        self.local_batch_size = global_batch_size // world_size
+        self.seed, self.rank = seed, rank
+        self.epoch, self.batch = 0, 0
+        self._plan: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _epoch_plan(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """All full batches of one epoch as (example indices, puzzle indices)."""
+        a = self.arrays
+        rng = np.random.Generator(np.random.Philox(seed=self.seed + epoch + 1))
+        order = rng.permutation(len(a.group_indices) - 1)
+        batches, start = [], 0
+        while start < len(order):
+            examples, puzzles, size = [], [], 0
+            while start < len(order) and size < self.global_batch_size:
+                group = order[start]
+                puzzle = int(rng.integers(a.group_indices[group], a.group_indices[group + 1]))
+                start += 1
+                first, count = int(a.puzzle_indices[puzzle]), int(a.puzzle_indices[puzzle + 1] - a.puzzle_indices[puzzle])
+                take = min(count, self.global_batch_size - size)
+                examples.append(first + rng.choice(count, take, replace=False))
+                puzzles.append(np.full(take, puzzle, dtype=np.int64))
+                size += take
+            if size < self.global_batch_size:
+                break
+            batches.append((np.concatenate(examples), np.concatenate(puzzles)))
+        if not batches:
+            raise ValueError(f"the training split has fewer examples than one global batch ({self.global_batch_size})")
+        return batches
+
+    def batches_per_epoch(self) -> int:
+        return len(self._epoch_plan(0))
+
+    @property
+    def position(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batch": self.batch}
+
+    def seek(self, position: dict[str, int]) -> None:
+        self.epoch, self.batch = position["epoch"], position["batch"]
+        self._plan = None
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self._plan is None:
+            self._plan = self._epoch_plan(self.epoch)
+        if self.batch >= len(self._plan):
+            self.epoch, self.batch = self.epoch + 1, 0
+            self._plan = self._epoch_plan(self.epoch)
+        examples, puzzles = self._plan[self.batch]
+        self.batch += 1
+        lo, hi = self.rank * self.local_batch_size, (self.rank + 1) * self.local_batch_size
+        examples, puzzles = examples[lo:hi], puzzles[lo:hi]
+        a = self.arrays
+        return collate(self.metadata, a.inputs[examples], a.labels[examples], a.puzzle_identifiers[puzzles],
+                       self.local_batch_size)
+
+
+def eval_batches(
+    metadata: DatasetMetadata, arrays: SplitArrays, *, batch_size: int, max_examples: int | None = None,
+    rank: int = 0, world_size: int = 1,
+) -> Iterator[tuple[dict[str, torch.Tensor], int]]:
+    """Test examples in order as (batch, number of real rows); the last batch is padded."""
+    total = len(arrays.inputs) if max_examples is None else min(max_examples, len(arrays.inputs))
+    example_puzzle = np.repeat(np.arange(len(arrays.puzzle_identifiers)), np.diff(arrays.puzzle_indices))
+    local = batch_size // world_size
+    for start in range(0, total, batch_size):
+        lo = min(start + rank * local, total)
+        hi = min(start + (rank + 1) * local, total)
+        rows = np.arange(lo, hi)
+        yield collate(metadata, arrays.inputs[rows], arrays.labels[rows],
+                      arrays.puzzle_identifiers[example_puzzle[rows]], local), hi - lo

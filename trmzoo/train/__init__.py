@@ -1,0 +1,1 @@
+"""Training: optimizers, EMA, the trainer loop, checkpoints and resume, distributed helpers."""

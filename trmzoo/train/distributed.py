@@ -1,0 +1,66 @@
+"""Process-group helpers for ``torchrun``: one process per device, gradients summed.
+
+The official code sums gradients with ``all_reduce`` after backward (the loss is
+already divided by the global batch); we do the same rather than wrapping the
+model in DistributedDataParallel, whose ``forward`` hook does not fit a model that
+is called through ``step``. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def all_reduce_grads(model: torch.nn.Module, info: DistInfo) -> None:
+    if info.world_size == 1:
+        return
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+
+
+def all_reduce_sum(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str, torch.Tensor]:
+    if info.world_size == 1:
+        return values
+    keys = sorted(values)
+    stacked = torch.stack([values[k].double() for k in keys])
+    dist.all_reduce(stacked)
+    return dict(zip(keys, stacked))
+
+
+def barrier(info: DistInfo) -> None:
+    if info.world_size > 1:
+        dist.barrier()
+
+
+def local_device(choice: str) -> torch.device:
+    """``auto`` picks CUDA (this process's LOCAL_RANK), then MPS, then the CPU."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if choice == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(choice)

@@ -1,0 +1,381 @@
+"""``trmzoo train``: deep supervision with the official persistent carry, on one or many processes.
+
+Each optimizer step is one supervision step: samples that halted take a new
+example from the loader, the others keep theirs (``schedule: carry``). The
+``inner_loop`` schedule instead runs every supervision step on one batch before
+taking the next, as the paper's pseudo-code describes.
+
+A run folder holds ``recipe.yaml`` (resolved), ``metrics.jsonl``, ``weights/``
+(EMA weights in the trmzoo format) and ``resume.pt`` (live weights, optimizer,
+EMA, RNG, carry and loader position), both written atomically, so
+``--resume`` continues a run killed at any moment and reaches the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from trmzoo.core.model import Carry, RecursiveModel
+from trmzoo.core.supervision import supervision_loss
+from trmzoo.data.format import build_fingerprint, embedding_fingerprint, read_identifiers, read_split
+from trmzoo.data.loader import TrainBatches
+from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
+from trmzoo.evaluate import evaluate
+from trmzoo.factory import build_model, model_config
+from trmzoo.recipe import dump_recipe, validate_recipe
+from trmzoo.registry import lookup
+from trmzoo.task import Task
+from trmzoo.train import distributed as D
+from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at
+from trmzoo.weights import load_state_strict, save_pretrained
+
+RESUME_FILE = "resume.pt"
+
+
+class TrainingError(TrmzooError):
+    """Training cannot go on (a non-finite loss); the last good state was saved."""
+
+
+def make_task(task_config) -> Task:
+    return lookup("task", task_config.name).task_cls(task_config)
+
+
+def prepare_data(recipe, task: Task, *, build: bool = True) -> Path:
+    """The recipe's dataset folder, built by the task when missing and allowed."""
+    data_dir = Path(recipe.data.dir)
+    if not (data_dir / "train" / "dataset.json").exists():
+        if not (build and recipe.data.build):
+            raise DataError(f"{data_dir}: no dataset; build it with `trmzoo data build {task.name} --out {data_dir}`")
+        task.build(data_dir, progress=True)
+    return data_dir
+
+
+def resolved_model_config(recipe, metadata=None, task: Task | None = None):
+    """The recipe's model config with the dataset's vocabulary, length and puzzle count filled in."""
+    data = recipe.model.model_dump()
+    sizes = (
+        {"vocab_size": metadata.vocab_size, "seq_len": metadata.seq_len,
+         "num_puzzle_identifiers": metadata.num_puzzle_identifiers}
+        if metadata is not None else {"vocab_size": task.vocab_size, "seq_len": task.seq_len}
+    )
+    for key, value in sizes.items():
+        given = data.get(key)
+        if key != "num_puzzle_identifiers" and given not in (0, None, value):
+            raise RecipeError(f"model.{key}: the recipe says {given} but the dataset has {value}")
+        data[key] = value
+    return model_config(data)
+
+
+@dataclass
+class TrainState:
+    step: int
+    carry: Carry | None
+
+
+class Trainer:
+    """Owns one run: model, optimizers, EMA, loader, carry and the run folder."""
+
+    def __init__(self, recipe, run_dir: Path, *, init_from: str | None = None, progress: bool = True) -> None:
+        self.recipe, self.run_dir, self.progress = recipe, Path(run_dir), progress
+        cfg = recipe.train
+        self.device = D.local_device(cfg.device)
+        self.dist = D.init_distributed(self.device)
+        self.task = make_task(recipe.task)
+        if self.dist.is_main:
+            self.data_dir = prepare_data(recipe, self.task)
+        D.barrier(self.dist)
+        self.data_dir = Path(recipe.data.dir)
+        self.metadata, arrays = read_split(self.data_dir, "train", mmap=True)
+        torch.manual_seed(cfg.seed)
+        config = resolved_model_config(recipe, self.metadata)
+        if cfg.autocast:
+            self.autocast_dtype = getattr(torch, config.forward_dtype)
+            config = config.model_copy(update={"forward_dtype": "float32"})
+        else:
+            self.autocast_dtype = None
+        self.model = build_model(config).to(self.device)
+        self.model.meta.update(self._meta())
+        if init_from:
+            self._init_from(init_from)
+        self.loader = TrainBatches(
+            self.metadata, arrays, global_batch_size=cfg.global_batch_size, seed=cfg.seed,
+            rank=self.dist.rank, world_size=self.dist.world_size,
+        )
+        self.max_steps = cfg.max_steps or int(
+            cfg.epochs * self.metadata.total_groups * self.metadata.mean_puzzle_examples / cfg.global_batch_size
+        )
+        if self.max_steps <= 0:
+            raise RecipeError("train.max_steps: the run would take 0 steps (raise train.epochs or set train.max_steps)")
+        if cfg.freeze_weights:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+        self.optimizer = None
+        if not cfg.freeze_weights:
+            params = list(self.model.parameters())
+            betas = (cfg.beta1, cfg.beta2)
+            self.optimizer = (
+                AdamATan2(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+                if cfg.optimizer == "adam_atan2"
+                else torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+            )
+        self.sparse = (
+            SparseSignSGD(self.model.puzzle_emb, lr=cfg.puzzle_emb_lr, weight_decay=cfg.puzzle_emb_weight_decay)
+            if self.model.puzzle_emb is not None else None
+        )
+        self.ema = ParameterEMA(self.model, decay=cfg.ema_rate) if cfg.ema and not cfg.freeze_weights else None
+        # Batch-dependent random draws (halting exploration) come from one seed shared by all processes.
+        self.explore_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        self.state = TrainState(step=0, carry=None)
+        if cfg.compile:
+            for net in (self.model.recursion.net, getattr(self.model.recursion, "y_net", None)):
+                if net is not None:
+                    net.compile()
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        identifiers = read_identifiers(self.data_dir)
+        return {
+            "architecture": self.recipe.model.model_dump().get("preset") or "custom",
+            "task": self.recipe.task.model_dump(mode="json"),
+            "data": {
+                "build_fingerprint": build_fingerprint(self.data_dir),
+                "embedding_fingerprint": embedding_fingerprint(identifiers),
+            },
+        }
+
+    def _init_from(self, source: str) -> None:
+        """Start from trained weights; a puzzle table of another size is replaced by its mean row."""
+        from trmzoo.api import load
+
+        pretrained = load(source)
+        state = pretrained.state_dict()
+        own = self.model.state_dict()
+        key = "puzzle_emb.weight"
+        if key in state and key in own and state[key].shape != own[key].shape:
+            state[key] = state[key].mean(dim=0, keepdim=True).expand_as(own[key]).contiguous()
+        load_state_strict(self.model, {k: v.to(own[k].dtype) for k, v in state.items()}, f"--init-from {source}")
+
+    # -- one step ----------------------------------------------------------------------------
+    def _explore(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exploration draws for the whole global batch, then this process's slice."""
+        g = self.recipe.train.global_batch_size
+        uniform = torch.rand(g, generator=self.explore_rng)
+        minimum = torch.randint(2, self.model.halting.max_steps + 1, (g,), generator=self.explore_rng, dtype=torch.int32)
+        lo = self.dist.rank * size
+        return uniform[lo : lo + size].to(self.device), minimum[lo : lo + size].to(self.device)
+
+    def _forward_context(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _optimizer_step(self, carry: Carry, batch: dict[str, torch.Tensor]):
+        cfg = self.recipe.train
+        self.model.train()
+        with self._forward_context():
+            carry, out = self.model.step(carry, batch, explore=self._explore(batch["inputs"].shape[0]))
+            loss, metrics = supervision_loss(out, carry.data["labels"], self.model.halting, cfg.loss)
+        metrics = D.all_reduce_sum({**metrics, "loss": loss.detach()}, self.dist)
+        if not math.isfinite(float(metrics["loss"])):
+            self.save(self.state)  # the state before this step is the last good one
+            raise TrainingError(
+                f"step {self.state.step + 1}: the loss is {float(metrics['loss'])}; "
+                f"the last good checkpoint is in {self.run_dir} (lower train.lr or check the data)"
+            )
+        (loss / cfg.global_batch_size).backward()
+        D.all_reduce_grads(self.model, self.dist)
+        step = self.state.step + 1
+        schedule = dict(warmup_steps=cfg.lr_warmup_steps, total_steps=self.max_steps, min_ratio=cfg.lr_min_ratio)
+        lr = lr_at(step, base_lr=cfg.lr, **schedule)
+        if self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        if self.sparse is not None:
+            self.sparse.lr = lr_at(step, base_lr=cfg.puzzle_emb_lr, **schedule)
+            self.sparse.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.state.step = step
+        metrics["lr"] = torch.tensor(lr)
+        return carry, out, metrics
+
+    def _next_batch(self) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in next(self.loader).items()}
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self) -> dict[str, float]:
+        cfg = self.recipe.train
+        bar = tqdm(total=self.max_steps, initial=self.state.step, disable=not (self.progress and self.dist.is_main),
+                   desc="train", dynamic_ncols=True)
+        window: dict[str, float] = {}
+        started, samples = time.perf_counter(), 0
+        last_eval: dict[str, float] = {}
+        while self.state.step < self.max_steps:
+            if cfg.schedule == "carry":
+                carry = self.state.carry
+                batch = self._next_batch()
+                if carry is None:
+                    carry = self.model.initial_carry(batch)
+                carry, out, metrics = self._optimizer_step(carry, batch)
+                self.state.carry = carry
+                self._accumulate(window, metrics)
+            else:  # inner_loop: all supervision steps on one batch
+                batch = self._next_batch()
+                carry = self.model.initial_carry(batch)
+                for _ in range(self.model.halting.max_steps):
+                    carry, out, metrics = self._optimizer_step(carry, batch)
+                    self._accumulate(window, metrics)
+                    if bool(carry.halted.all()) or self.state.step >= self.max_steps:
+                        break
+                    carry.halted = torch.zeros_like(carry.halted)  # keep this batch's examples
+            samples += cfg.global_batch_size
+            bar.update(self.state.step - bar.n)
+            step = self.state.step
+            if step % cfg.log_interval == 0 or step == self.max_steps:
+                record = self._summarise(window)
+                record["samples_per_s"] = samples / max(time.perf_counter() - started, 1e-9)
+                self.log({"step": step, **record})
+                bar.set_postfix(loss=f"{record['loss']:.3f}", exact=f"{record.get('exact_accuracy', 0):.3f}",
+                                sps=f"{record['samples_per_s']:.0f}")
+                window, started, samples = {}, time.perf_counter(), 0
+            if cfg.eval_interval and step % cfg.eval_interval == 0 and step < self.max_steps:
+                last_eval = self.evaluate()
+            if cfg.checkpoint_interval and step % cfg.checkpoint_interval == 0:
+                self.save(self.state)
+        bar.close()
+        self.save(self.state)
+        last_eval = self.evaluate()
+        return last_eval
+
+    @staticmethod
+    def _accumulate(window: dict[str, float], metrics: dict[str, torch.Tensor]) -> None:
+        for key, value in metrics.items():
+            window[key] = window.get(key, 0.0) + float(value)
+        window["_updates"] = window.get("_updates", 0.0) + 1
+
+    def _summarise(self, window: dict[str, float]) -> dict[str, float]:
+        updates = max(window.get("_updates", 1.0), 1.0)
+        count = window.get("count", 0.0)
+        record = {
+            "loss": window.get("loss", 0.0) / updates / self.recipe.train.global_batch_size,
+            "lr": window.get("lr", 0.0) / updates,
+        }
+        for key in ("accuracy", "exact_accuracy", "q_halt_accuracy", "steps"):
+            if count:
+                record[key] = window.get(key, 0.0) / count
+        return record
+
+    def evaluate(self) -> dict[str, float]:
+        """The task's metrics on the test split, with the EMA weights unless told otherwise."""
+        cfg = self.recipe.eval
+        use_ema = self.ema is not None and cfg.use_ema
+        if use_ema:
+            self.ema.swap(self.model)
+        try:
+            with self._forward_context():
+                metrics = evaluate(
+                    self.model, self.data_dir, self.task,
+                    batch_size=cfg.batch_size or self.recipe.train.global_batch_size,
+                    early_exit=cfg.early_exit, max_examples=cfg.max_puzzles, progress=self.progress,
+                )
+        finally:
+            if use_ema:
+                self.ema.swap(self.model)
+        self.log({"step": self.state.step, **{f"eval/{k}": v for k, v in metrics.items()}})
+        return metrics
+
+    # -- files ------------------------------------------------------------------------------
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in record.items()}) + "\n")
+
+    def save(self, state: TrainState) -> None:
+        """Write EMA weights to ``weights/`` and the full resume state to ``resume.pt``, atomically."""
+        if not self.dist.is_main:
+            return
+        if self.ema is not None:
+            self.ema.swap(self.model)
+        try:
+            save_pretrained(self.model, self.run_dir / "weights", extra={"step": state.step})
+        finally:
+            if self.ema is not None:
+                self.ema.swap(self.model)
+        carry = state.carry
+        resume = {
+            "step": state.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {},
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "explore_rng": self.explore_rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "loader": self.loader.position,
+            "carry": None if carry is None else {
+                "y": carry.y, "z": carry.z, "steps": carry.steps, "halted": carry.halted, "data": carry.data,
+            },
+        }
+        tmp = self.run_dir / f".{RESUME_FILE}.tmp{os.getpid()}"
+        torch.save(resume, tmp)
+        os.replace(tmp, self.run_dir / RESUME_FILE)
+
+    def restore(self) -> None:
+        path = self.run_dir / RESUME_FILE
+        try:
+            resume = torch.load(path, map_location=self.device, weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"{self.run_dir}: no {RESUME_FILE} to resume from (the run saved no checkpoint)") from None
+        except Exception as exc:  # a torn or foreign file
+            raise CheckpointError(f"{path}: cannot read the resume state ({exc})") from None
+        self.model.load_state_dict(resume["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(resume["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(resume["ema"])
+        self.explore_rng.set_state(resume["explore_rng"])
+        torch.set_rng_state(resume["torch_rng"])
+        self.loader.seek(resume["loader"])
+        carry = resume["carry"]
+        self.state = TrainState(step=resume["step"], carry=None if carry is None else Carry(**carry))
+
+
+def new_run_dir(recipe_path: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{Path(recipe_path).stem}-{stamp}"
+
+
+def train(
+    recipe_path: str, *, overrides: tuple[str, ...] = (), out: str | None = None, resume: str | None = None,
+    init_from: str | None = None, progress: bool = True,
+) -> dict[str, float]:
+    """Run a recipe end to end (or continue ``resume``); returns the final evaluation metrics."""
+    from trmzoo.recipe import read_yaml
+
+    if resume:
+        run_dir = Path(resume)
+        recipe = validate_recipe(read_yaml(run_dir / "recipe.yaml"), str(run_dir / "recipe.yaml"), overrides)
+    else:
+        recipe = validate_recipe(read_yaml(recipe_path), recipe_path, overrides)
+        run_dir = Path(out) if out else new_run_dir(recipe_path)
+        if (run_dir / RESUME_FILE).exists():
+            raise TrmzooError(f"{run_dir}: already holds a run; continue it with --resume {run_dir} or pick another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
+    if trainer.dist.is_main and not resume:
+        (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    if resume:
+        trainer.restore()
+    return trainer.fit()
