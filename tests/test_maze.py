@@ -242,6 +242,22 @@ def test_hub_csv_of_the_wrong_size_names_the_line(hub_cache, tmp_path):
         maze_task(source="hub", size=6, num_train=1, num_test=1).build(tmp_path / "x", progress=False)
 
 
+def test_hub_download_then_offline_reuse(fake_hub, tmp_path, monkeypatch):
+    csv_text = "source,question,answer,rating\n" + "".join(f"t,{''.join(q)},{''.join(a)},0\n" for q, a in HUB_MAZES)
+    for split in ("train", "test"):
+        fake_hub.add_file("sapientinc/maze-30x30-hard-1k", f"{split}.csv", csv_text.encode(), repo_type="dataset")
+    task = maze_task(source="hub", size=5, num_train=3, num_test=3)
+    task.build(tmp_path / "online", progress=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    task.build(tmp_path / "offline", progress=False)
+    online, offline = read_split(tmp_path / "online", "test")[1], read_split(tmp_path / "offline", "test")[1]
+    assert np.array_equal(online.labels, offline.labels)
+    assert np.array_equal(online.labels.reshape(3, 5, 5), np.stack([encode(a) for _, a in HUB_MAZES]))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(HubError, match=r"^cannot download someone/missing/train.csv \(dataset\): [^\n]*$"):
+        maze_task(source="hub", size=5, hub_repo="someone/missing").build(tmp_path / "x", progress=False)
+
+
 def test_hub_missing_while_offline_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
