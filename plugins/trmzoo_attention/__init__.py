@@ -12,6 +12,7 @@ from torch import nn
 from trmzoo import hookimpl
 from trmzoo.core.backbone import BackboneSpec, build_blocks
 from trmzoo.core.layers import CastedLinear, apply_rotary, rms_norm, rotary_tables
+from trmzoo.errors import RecipeError
 
 
 class AttentionConfig(BaseModel):
@@ -25,9 +26,9 @@ class SelfAttention(nn.Module):
 
     def __init__(self, spec: BackboneSpec, num_heads: int, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> None:
         super().__init__()
-        if spec.hidden_size % num_heads:
-            raise ValueError(f"hidden_size {spec.hidden_size} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
+        # Floor division as in the official code: 512 / 12 heads gives head_dim 42 and a
+        # 504-wide attention output (the direct baseline), projected back by o_proj.
         self.head_dim = spec.hidden_size // num_heads
         self.qkv_proj = CastedLinear(spec.hidden_size, 3 * num_heads * self.head_dim)
         self.o_proj = CastedLinear(num_heads * self.head_dim, spec.hidden_size)
@@ -48,9 +49,13 @@ class SelfAttention(nn.Module):
 
 
 def build(config: AttentionConfig, spec: BackboneSpec, num_layers: int) -> nn.Module:
-    rotary = None
-    if spec.pos_encodings == "rope":
-        rotary = rotary_tables(spec.hidden_size // config.num_heads, spec.seq_len, spec.rope_theta)
+    head_dim = spec.hidden_size // config.num_heads
+    if head_dim < 1 or (spec.pos_encodings == "rope" and head_dim % 2):
+        raise RecipeError(
+            f"model.backbone.num_heads: {config.num_heads} heads give head_dim {head_dim}"
+            f" for hidden_size {spec.hidden_size}; it must be at least 1 (and even with rope)"
+        )
+    rotary = rotary_tables(head_dim, spec.seq_len, spec.rope_theta) if spec.pos_encodings == "rope" else None
     return build_blocks(lambda: SelfAttention(spec, config.num_heads, rotary), spec, num_layers)
 
 
