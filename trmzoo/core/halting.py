@@ -83,13 +83,18 @@ class BCEHalting(HaltingPolicy):
 
 class QLearningHaltingConfig(_HaltingConfig):
     kind: Literal["q_learning"] = "q_learning"
+    bootstrap: bool = True
+    """Train q_continue toward a target from a second forward pass. The official direct
+    baseline halts on q_halt > q_continue but never computes that target (False)."""
 
 
 class QLearningHalting(BCEHalting):
     """HRM (and TRM's "w/ ACT" ablation): q_continue learns a bootstrapped target from a
     second forward pass; halt when q_halt > q_continue."""
 
-    needs_target = True
+    def __init__(self, config: QLearningHaltingConfig) -> None:
+        super().__init__(config)
+        self.needs_target = config.bootstrap
 
     def signal(self, q_halt, q_continue):
         return q_halt > q_continue
