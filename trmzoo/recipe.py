@@ -176,10 +176,14 @@ def apply_override(data: dict, assignment: str, source: str = "--set") -> None:
 
 
 def _merge(base: dict, extra: dict) -> dict:
+    """Deep-merge ``extra`` into ``base``. A section naming another ``kind`` replaces the
+    base section instead: the fields of one backbone or halting policy mean nothing to another."""
     merged = copy.deepcopy(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "task":
-            merged[key] = _merge(merged[key], value)
+        old = merged.get(key)
+        nested = isinstance(value, dict) and isinstance(old, dict) and key != "task"
+        if nested and value.get("kind", old.get("kind")) == old.get("kind"):
+            merged[key] = _merge(old, value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
