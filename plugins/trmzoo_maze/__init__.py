@@ -164,7 +164,8 @@ class MazeTask(Task):
         if "\n" not in text.strip():
             path = Path(text.strip()).expanduser()
             if not path.is_file():
-                raise PuzzleError(f"{text.strip()!r} is neither a maze file nor a {size}x{size} grid of '#', ' ', 'S', 'G'")
+                raise PuzzleError(f"{text.strip()!r} is neither a maze file nor a {size}x{size} grid "
+                                  "of '#', ' ', 'S', 'G'")
             try:
                 text = path.read_text()
             except (OSError, UnicodeDecodeError) as exc:
