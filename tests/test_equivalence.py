@@ -23,15 +23,7 @@ DATA = Path(__file__).parent / "data" / "official"
 CASES = ["trm", "trm_mlp_t", "trm_learned", "trm_singlez", "trm_hier6", "hrm", "transformers_baseline"]
 TOL = {"atol": 1e-4, "rtol": 1e-4}
 EVAL_STEPS = 16
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds contention on a busy CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=CASES)

@@ -209,16 +209,14 @@ def _layer_counts(keys, arch: str) -> dict[str, int]:
     return counts
 
 
-def _check_revealed(arch: dict, config: dict, weights: dict[str, torch.Tensor], source: str) -> None:
+def _check_revealed(name: str, config: dict, weights: dict[str, torch.Tensor], prefix: int, source: str) -> None:
     """Compare each setting the tensors reveal with the config, naming the setting on mismatch."""
-    name, hidden = arch["name"], config["hidden_size"]
-    prefix = -(config["puzzle_emb_ndim"] // -hidden) if config["puzzle_emb_len"] == 0 else config["puzzle_emb_len"]
-    prefix = prefix if config["puzzle_emb_ndim"] else 0
+    hidden = config["hidden_size"]
     total = config["seq_len"] + prefix
 
     def need(key: str) -> torch.Tensor:
         if key not in weights:
-            raise CheckpointError(f"{source}: missing tensor {key}")
+            raise CheckpointError(f"{source}: missing tensor inner.{key}")
         return weights[key]
 
     def check(setting: str, expected: Any, found: Any, where: str) -> None:
@@ -246,13 +244,13 @@ def _check_revealed(arch: dict, config: dict, weights: dict[str, torch.Tensor], 
         part, proj = match.group(3), match.group(4)
         if part in ("self_attn", "mlp_t") and (part == "mlp_t") != mlp_t:
             raise CheckpointError(
-                f"{source}: the config says mlp_t={mlp_t} but the weights have {'an MLP' if part == 'mlp_t' else 'attention'}"
+                f"{source}: the config says mlp_t={mlp_t} but the weights have {'an MLP' if part == 'mlp_t' else 'an attention'}"
                 f" token mixer ({key})"
             )
         if part == "self_attn":
             head_dim = hidden // heads
             shape = (3 * heads * head_dim, hidden) if proj == "qkv_proj" else (hidden, heads * head_dim)
-            check(f"num_heads {heads} (hidden_size {hidden})", shape, tuple(tensor.shape), key)
+            check(f"the {proj} shape for num_heads {heads}", shape, tuple(tensor.shape), key)
         elif part == "mlp_t":
             check("seq_len + puzzle prefix", total, tensor.shape[1 if proj == "gate_up_proj" else 0], key)
         elif proj == "gate_up_proj":
@@ -317,7 +315,7 @@ def convert_official(
             )
         sizes[key] = int(value)
     ours = official_to_config(arch, **sizes, source=source)
-    _check_revealed(arch, ours, weights, source)
+    _check_revealed(name, ours, weights, prefix, source)
     try:
         model = build_model(ours)
     except RecipeError as exc:
@@ -339,7 +337,7 @@ def convert_official(
     if hier:
         missing = [f"L{i + 1}_init" for i in range(HIER6_LATENTS) if i not in hier]
         if missing:
-            raise CheckpointError(f"{source}: missing tensor {missing[0]}")
+            raise CheckpointError(f"{source}: missing tensor inner.{missing[0]}")
         state["recursion.z_init"] = torch.stack([hier[i] for i in range(HIER6_LATENTS)])
     expected = model.state_dict()
     reverse = official_names(model, name)
