@@ -46,6 +46,9 @@ class PretrainedEntry:
     license: str = "unknown"
     notes: str = ""
     aliases: tuple[str, ...] = ()
+    data_build: str = ""  # how to build the data whose puzzle table these weights expect
+    embedding_fingerprint: str | None = None  # trmzoo.data.embedding_fingerprint of that build, when known
+    eval_refusal: str = ""  # when set, evaluation refuses with this reason (kept in model.meta)
 
 
 @dataclass(frozen=True)
