@@ -18,7 +18,9 @@ Usage::
 Each ``add_file`` makes a new commit (40-hex sha) on the branch, so a test can pin a
 revision with ``hub.head("org/name")``. ``hub.gate("org/name")`` makes downloads
 answer 403 GatedRepo; ``hub.truncate("org/name", "file", n)`` makes it serve only the
-first ``n`` bytes of a file under the full-size headers (a cut download).
+first ``n`` bytes of a file under the full-size headers (a cut download);
+``hub.portal = True`` makes every request get a plain HTML page, as behind a captive
+portal or a broken proxy: the network answers, but not as the Hub.
 
 The ``fake_hub`` fixture starts one per test and points the hub library at it
 (``HF_ENDPOINT``), with its cache, home and token paths in ``tmp_path`` and Xet off.
@@ -74,6 +76,7 @@ class FakeHub:
         self.repos: dict[tuple[str, str], _Repo] = {}
         self.commits: list[dict] = []
         self.requests: list[tuple[str, str]] = []
+        self.portal = False
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
@@ -191,9 +194,14 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             url = urlparse(self.path)
             parts = [unquote(p) for p in url.path.strip("/").split("/")]
             hub.requests.append((self.command, url.path))
+            if hub.portal:
+                return self._send(200, b"<html>sign in to the network</html>", {"Content-Type": "text/html"})
             with hub._lock:
                 if parts[:2] == ["api", "repos"] and parts[2:3] == ["create"]:
                     return self._create_repo()
+                if parts[:2] == ["api", "validate-yaml"]:  # model card check before a README upload
+                    self._body()
+                    return self._json({"errors": [], "warnings": []})
                 if parts[0] == "api" and len(parts) > 1 and parts[1] in REPO_TYPES:
                     repo_id, rest = self._split_repo(parts[2:])
                     return self._api(REPO_TYPES[parts[1]], repo_id, rest, parse_qs(url.query))
@@ -239,6 +247,11 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 files = json.loads(self._body()).get("files", [])
                 self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
                                       for f in files]})
+            elif action == "branch" and self.command == "POST":
+                repo, sha = self._find(repo_type, repo_id, json.loads(self._body() or b"{}").get("startingPoint", "main"))
+                if repo is not None:
+                    repo.branches.setdefault(revision, sha)
+                    self._json({})
             elif action == "commit" and self.command == "POST":
                 self._commit(repo_type, repo_id, revision)
             else:
@@ -249,8 +262,8 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             repo_type = payload.get("type") or "model"
             repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
             repo = hub._repo(repo_id, repo_type)
-            repo.private = bool(payload.get("private"))
-            if not repo.branches:
+            if not repo.branches:  # a new repo; an existing one keeps its visibility
+                repo.private = bool(payload.get("private")) or payload.get("visibility") == "private"
                 repo.commit("main", {})
             prefix = "" if repo_type == "model" else f"{repo_type}s/"
             self._json({"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id})

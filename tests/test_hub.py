@@ -30,3 +30,250 @@ def test_fake_hub_serves_downloads_revisions_and_records_uploads(fake_hub, tmp_p
     assert open(hf_hub_download("org/m", "a.txt"), "rb").read() == b"two"
     with pytest.raises(LocalEntryNotFoundError):
         hf_hub_download("org/d", "other.csv", repo_type="dataset")
+
+
+# -- trmzoo on top of the fake Hub ----------------------------------------------------------------
+
+import io  # noqa: E402
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+import trmzoo  # noqa: E402
+from trmzoo import hub  # noqa: E402
+from trmzoo.convert import to_official  # noqa: E402
+from trmzoo.data import DatasetMetadata, SplitArrays, embedding_fingerprint, write_identifiers, write_split  # noqa: E402
+from trmzoo.errors import CheckpointError, DataError, HubError  # noqa: E402
+from trmzoo.registry import ModelEntry, PretrainedEntry, get_registry  # noqa: E402
+
+TINY = {
+    "vocab_size": 6, "seq_len": 4, "num_puzzle_identifiers": 3, "hidden_size": 16, "puzzle_emb_ndim": 16,
+    "puzzle_emb_len": 1, "backbone": {"kind": "attention", "num_heads": 2}, "forward_dtype": "float32",
+    "recursion": {"kind": "trm", "H_cycles": 2, "L_cycles": 1, "L_layers": 1},
+}
+IDS = ["<blank>", "a", "b"]
+
+
+def tiny_model(seed: int = 0):
+    torch.manual_seed(seed)
+    model = trmzoo.build_model(TINY)
+    with torch.no_grad():  # make every tensor, the puzzle table included, differ from a fresh model
+        for tensor in model.state_dict().values():
+            tensor.copy_(torch.randn_like(tensor) * 0.1)
+    model.meta.update({"architecture": "tiny", "task": {"name": "sudoku"},
+                       "data": {"embedding_fingerprint": embedding_fingerprint(IDS), "build_fingerprint": "sha256:0"}})
+    return model.eval()
+
+
+def outputs(model) -> torch.Tensor:
+    batch = {"inputs": torch.tensor([[1, 2, 3, 4], [5, 4, 3, 2]]), "puzzle_identifiers": torch.tensor([1, 2])}
+    out = model.rollout(batch, steps=2)[-1]
+    return torch.cat([out.logits.flatten(), out.q_halt.flatten()])
+
+
+def official_files(model) -> tuple[bytes, bytes]:
+    state, arch = to_official(model)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue(), yaml.safe_dump({"arch": arch}).encode()
+
+
+def test_load_hf_hub_repo_downloads_caches_pins_and_works_offline(fake_hub, tmp_path, monkeypatch):
+    original, newer = tiny_model(0), tiny_model(1)
+    trmzoo.save_pretrained(original, tmp_path / "v1")
+    trmzoo.save_pretrained(newer, tmp_path / "v2")
+    first = fake_hub.add_folder("org/tiny", tmp_path / "v1")
+    fake_hub.add_folder("org/tiny", tmp_path / "v2")
+
+    latest = trmzoo.load("hf-hub:org/tiny")
+    assert torch.equal(outputs(latest), outputs(newer))
+    assert latest.meta["source"]["revision"] == fake_hub.head("org/tiny")
+    pinned = trmzoo.load(f"hf-hub:org/tiny@{first}")
+    assert torch.equal(outputs(pinned), outputs(original))
+    assert not pinned.training
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    fake_hub.close()
+    assert torch.equal(outputs(trmzoo.load("hf-hub:org/tiny")), outputs(newer))
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE"):
+        trmzoo.load("hf-hub:org/other")
+
+
+def official_entry(**changes) -> tuple[ModelEntry, PretrainedEntry]:
+    weights = dict(name="t", hub_repo="org/official", file="*step_*", config_file="*all_config.yaml",
+                   format="official", task="sudoku", H_cycles=2, L_cycles=1, license="MIT",
+                   data_build="build it with: trmzoo build tiny")
+    weights.update(changes)
+    return ModelEntry("tiny", {"vocab_size": 6, "seq_len": 4}, "test"), PretrainedEntry(**weights)
+
+
+def test_official_checkpoint_converts_once_then_loads_from_the_converted_cache(fake_hub, monkeypatch):
+    model = tiny_model(2)
+    checkpoint, config = official_files(model)
+    stale_checkpoint, stale_config = official_files(tiny_model(3))
+    fake_hub.add_file("org/official", "run/all_config.yaml", config)
+    fake_hub.add_file("org/official", "run/step_40", checkpoint)
+    fake_hub.add_file("org/official", "run/step_40_all_preds.0", b"predictions, not weights")
+    fake_hub.add_file("org/official", "old/all_config.yaml", stale_config)
+    fake_hub.add_file("org/official", "old/step_7", stale_checkpoint)
+    entry = official_entry()
+
+    loaded = hub.load_entry(*entry)
+    assert torch.equal(outputs(loaded), outputs(model))
+    assert loaded.meta["source"]["file"] == "run/step_40"
+    assert loaded.meta["pretrained"] == "tiny.t" and loaded.meta["task"] == {"name": "sudoku"}
+    sha = fake_hub.head("org/official")
+    converted = tmp_home(constants) / "trmzoo" / "converted" / "org--official" / sha / "run--step_40"
+    assert (converted / "model.safetensors").exists() and (converted / "puzzle_emb.safetensors").exists()
+
+    fake_hub.requests.clear()
+    again = hub.load_entry(*entry)
+    assert torch.equal(outputs(again), outputs(model))
+    assert not any("resolve" in path for _, path in fake_hub.requests)  # nothing downloaded, nothing unpickled
+
+    # Offline, with the pickled checkpoint gone from the hub cache, the converted copy still serves.
+    snapshot = next(p for p in (tmp_home(constants) / "hub").rglob("step_40") if "snapshots" in str(p))
+    snapshot.unlink()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert torch.equal(outputs(hub.load_entry(*entry)), outputs(model))
+
+
+def tmp_home(constants_module):
+    from pathlib import Path
+
+    return Path(constants_module.HF_HOME)
+
+
+def test_official_checkpoint_refuses_wrong_cycles_and_damaged_or_missing_files(fake_hub):
+    checkpoint, config = official_files(tiny_model(4))
+    fake_hub.add_file("org/official", "all_config.yaml", config)
+    fake_hub.add_file("org/official", "step_9", checkpoint)
+    with pytest.raises(CheckpointError, match="L_cycles"):
+        hub.load_entry(*official_entry(L_cycles=6))
+    with pytest.raises(HubError, match="no file matches 'checkpoint_\\*'.*step_9"):
+        hub.load_entry(*official_entry(file="checkpoint_*"))
+
+    fake_hub.add_file("org/broken", "all_config.yaml", config)
+    fake_hub.add_file("org/broken", "step_9", checkpoint[: len(checkpoint) // 2])
+    with pytest.raises(HubError, match="org/broken/step_9: unusable download.*force_download"):
+        hub.load_entry(*official_entry(hub_repo="org/broken"))
+
+
+def test_hub_errors_are_one_line_and_say_what_to_do(fake_hub, tmp_path, monkeypatch):
+    trmzoo.save_pretrained(tiny_model(5), tmp_path / "w")
+    fake_hub.add_folder("org/tiny", tmp_path / "w")
+    fake_hub.add_folder("org/gated", tmp_path / "w")
+    fake_hub.gate("org/gated")
+    fake_hub.add_folder("org/cut", tmp_path / "w")
+    fake_hub.truncate("org/cut", "model.safetensors", 100)
+    fake_hub.add_folder("org/bad", tmp_path / "w")
+    damaged = bytearray((tmp_path / "w" / "model.safetensors").read_bytes())
+    damaged[:8] = (10**9).to_bytes(8, "little")
+    fake_hub.add_file("org/bad", "model.safetensors", bytes(damaged))
+
+    cases = {
+        "hf-hub:org/gated": "gated: accept its terms",
+        "hf-hub:org/nothing": "no such repository",
+        "hf-hub:org/tiny@v9": "no revision 'v9'",
+        "hf-hub:org/cut": "cut short",
+        "hf-hub:org/bad": "org/bad/model.safetensors: unusable download .*force_download=True",
+        "trm-arc-7": "unknown pretrained model 'trm-arc-7'; did you mean trm-arc-7m",
+        "trm_maze_mlp": "without published weights",
+        "hf-hub:justaname": "org/name",
+    }
+    for name, message in cases.items():
+        with pytest.raises(HubError, match=message) as info:
+            trmzoo.load(name)
+        assert "\n" not in str(info.value)
+
+    with pytest.raises(HubError, match="no file 'model.safetensors'"):
+        fake_hub.add_file("org/partial", "config.json", (tmp_path / "w" / "config.json").read_bytes())
+        trmzoo.load("hf-hub:org/partial")
+
+    fake_hub.portal = True  # the network answers, but not as the Hub
+    with pytest.raises(HubError, match="cannot reach the Hub"):
+        trmzoo.load("hf-hub:org/uncached")
+
+
+@pytest.mark.slow  # the hub library retries a refused connection with backoff for about 20 s
+def test_no_network_and_not_cached_says_how_to_fetch(fake_hub, monkeypatch):
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
+    with pytest.raises(HubError, match="cannot reach the Hub at http://127.0.0.1:9 .* connect"):
+        trmzoo.load("hf-hub:org/uncached")
+
+
+def test_push_uploads_weights_and_a_model_card_then_loads_back(fake_hub, tmp_path):
+    model = tiny_model(6)
+    run = tmp_path / "run"
+    trmzoo.save_pretrained(model, run / "weights", extra={"step": 12})
+    (run / "recipe.yaml").write_text("task:\n  name: sudoku\ntrain:\n  lr: 0.0001\n")
+    (run / "metrics.jsonl").write_text(
+        json.dumps({"step": 6, "eval/exact_accuracy": 0.25}) + "\n"
+        + json.dumps({"step": 12, "train/loss": 1.5}) + "\n"
+        + json.dumps({"step": 12, "eval/exact_accuracy": 0.5, "eval/token_accuracy": 0.75}) + "\n"
+    )
+    trmzoo.push_to_hub(run, "me/tiny", private=True)
+
+    pushed = fake_hub.commits[-1]
+    assert set(pushed["files"]) == {"config.json", "model.safetensors", "puzzle_emb.safetensors", "README.md"}
+    assert fake_hub.repos[("model", "me/tiny")].private
+    card = pushed["files"]["README.md"].decode()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["library_name"] == "trmzoo" and front["license"] == "mit"
+    assert "sudoku" in front["tags"] and front["datasets"] == ["sapientinc/sudoku-extreme"]
+    network = sum(p.numel() for p in model.parameters())
+    assert f"network (learned parameters): {network:,}" in card
+    assert f"puzzle embedding table: {3 * 16:,}" in card
+    assert "| exact_accuracy | 0.5 |" in card and "| exact_accuracy | 0.25 |" not in card
+    assert "lr: 0.0001" in card and embedding_fingerprint(IDS) in card and "arXiv:2510.04871" in card
+    assert torch.equal(outputs(trmzoo.load("hf-hub:me/tiny")), outputs(model))
+
+    trmzoo.push_to_hub(model, "me/tiny", revision="dev")
+    assert fake_hub.commits[-1]["revision"] == "dev"
+    assert set(fake_hub.files("me/tiny", revision="dev")) >= {"config.json", "README.md"}
+
+
+def build_data(root, identifiers, vocab_size=6, seq_len=4):
+    arrays = SplitArrays(
+        inputs=np.ones((2, seq_len), np.uint8), labels=np.ones((2, seq_len), np.uint8),
+        puzzle_identifiers=np.array([1, 2], np.int32), puzzle_indices=np.array([0, 1, 2], np.int32),
+        group_indices=np.array([0, 2], np.int32),
+    )
+    meta = DatasetMetadata(vocab_size=vocab_size, seq_len=seq_len, num_puzzle_identifiers=len(identifiers),
+                           total_groups=1, mean_puzzle_examples=1.0, total_puzzles=2)
+    write_split(root, "test", arrays, meta)
+    write_identifiers(root, identifiers)
+    return root
+
+
+def test_check_data_compatible_refuses_other_builds_with_how_to_build(tmp_path):
+    model = tiny_model(7)
+    model.meta["data_build"] = "build it with: trmzoo build tiny"
+    trmzoo.check_data_compatible(model, build_data(tmp_path / "same", IDS))
+    with pytest.raises(DataError, match="not the build .* build it with: trmzoo build tiny"):
+        trmzoo.check_data_compatible(model, build_data(tmp_path / "reordered", ["<blank>", "b", "a"]))
+    with pytest.raises(DataError, match="seq_len 9 does not match the model's 4"):
+        trmzoo.check_data_compatible(model, build_data(tmp_path / "long", IDS, seq_len=9))
+    model.meta["eval_refusal"] = "no evaluation here"
+    with pytest.raises(DataError, match="no evaluation here"):
+        trmzoo.check_data_compatible(model, tmp_path / "same")
+
+
+def test_registered_pretrained_entries_fit_their_models():
+    registry = get_registry()
+    names = trmzoo.list_models(pretrained=True)
+    for alias in ("trm-arc-7m", "trm-arc2-7m", "trm-sudoku-mlp-5m", "trm-sudoku-att-7m", "trm-maze-7m"):
+        assert alias in names
+    for name in names:
+        model_entry, weights = registry.pretrained[name]
+        recursion = model_entry.config.get("recursion", {})
+        for key in ("H_cycles", "L_cycles"):
+            if getattr(weights, key) is not None and key in recursion:
+                assert getattr(weights, key) == recursion[key], (name, key)
+        if weights.format == "official":
+            assert weights.config_file, name
+        assert weights.license and weights.task, name

@@ -41,7 +41,7 @@ def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[st
 
 
 def save_pretrained(model: RecursiveModel, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` as a trmzoo weight folder; each file is written atomically."""
+    """Write ``model`` as a trmzoo weight folder with its model card; weight files are written atomically."""
     import trmzoo
 
     directory = Path(directory)
@@ -60,6 +60,9 @@ def save_pretrained(model: RecursiveModel, directory: str | Path, *, extra: dict
         **(extra or {}),
     }
     _atomic(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+    from trmzoo.hub import write_model_card
+
+    write_model_card(directory)
     return directory
 
 
@@ -80,6 +83,21 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: missing") from None
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupted or truncated safetensors file ({exc})") from None
+
+
+def check_safetensors(path: str | Path) -> None:
+    """Cheap integrity check before use: the header parses and the file holds exactly the bytes it announces."""
+    path = Path(path)
+    actual = path.stat().st_size if path.exists() else 0
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size)) if 0 < size <= actual - 8 else None
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
+        raise CheckpointError(f"{path}: corrupted or truncated safetensors file (unreadable header)") from None
+    if actual != 8 + size + end:
+        raise CheckpointError(f"{path}: truncated safetensors file ({actual} bytes, the header announces {8 + size + end})")
 
 
 def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], source: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from trmzoo import hookimpl
 from trmzoo.core import halting, recursion
+from trmzoo_trm.pretrained import PRETRAINED
 
 SUDOKU = {"vocab_size": 11, "seq_len": 81, "num_puzzle_identifiers": 1}
 MAZE = {"vocab_size": 6, "seq_len": 900, "num_puzzle_identifiers": 1}
@@ -46,4 +47,4 @@ def register_halting_policies(register):
 @hookimpl
 def register_models(register):
     for name, (config, description) in MODELS.items():
-        register(name, config, description=description)
+        register(name, config, description=description, pretrained=PRETRAINED.get(name, ()))
