@@ -124,9 +124,10 @@ def solve_puzzle(model, puzzle: Puzzle, *, early_exit: bool = False, max_augment
     ]
     if not versions:
         known = "no task id (name the file <task id>.json)" if task_id is None else f"task {task_id!r} is unknown"
+        tasks = len({name for name in identifiers if SEP not in name} - {BLANK})
         raise PuzzleError(
-            f"{where}: {known}: this model only solves the {len({n for n in identifiers if SEP not in n} - {BLANK})} tasks "
-            "it was trained on; train or fine-tune on this task first (--init-from MODEL with train.freeze_weights=true)"
+            f"{where}: {known}: this model only solves the {tasks} tasks it was trained on; train or "
+            "fine-tune on this task first (--init-from MODEL with train.freeze_weights=true)"
         )
     if max_augmentations is not None:
         versions = versions[: 1 + max_augmentations]
