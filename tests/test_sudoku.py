@@ -195,6 +195,8 @@ def test_config_checks():
         SudokuConfig(source="hub", box_rows=2, box_cols=2)
     with pytest.raises(ValidationError, match="subsample_size only apply"):
         SudokuConfig(subsample_size=10)
+    with pytest.raises(ValidationError, match=r"within 0..15"):
+        SudokuConfig(box_rows=2, box_cols=2, givens=(4, 16))
     with pytest.raises(ValidationError, match="at most 9x9"):
         SudokuConfig(box_rows=3, box_cols=4)
 

@@ -59,8 +59,8 @@ class SudokuConfig(TaskConfig):
         stray = [name for name in unused if name in self.model_fields_set]
         if stray:
             raise ValueError(f"{', '.join(stray)} only apply to the other source than {self.source!r}")
-        if self.givens is not None and not 0 <= self.givens[0] <= self.givens[1] <= n * n:
-            raise ValueError(f"givens must be a range [low, high] within 0..{n * n}")
+        if self.givens is not None and not 0 <= self.givens[0] <= self.givens[1] < n * n:
+            raise ValueError(f"givens must be a range [low, high] within 0..{n * n - 1}")
         return self
 
 

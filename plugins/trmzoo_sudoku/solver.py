@@ -54,9 +54,6 @@ class Geometry:
     def peers(self) -> list[tuple[int, ...]]:
         return [tuple(sorted(set().union(*us) - {cell})) for cell, us in enumerate(self.cell_units)]
 
-    def box_of(self, row: int, col: int) -> int:
-        return (row // self.box_rows) * self.box_rows + col // self.box_cols
-
 
 @functools.lru_cache(maxsize=None)
 def geometry(box_rows: int, box_cols: int) -> Geometry:
@@ -191,6 +188,8 @@ def _unique_without(grid: list[int], cell: int, geo: Geometry) -> bool:
     solution puts another digit in ``cell``: one existence search, usually short.
     """
     value = grid[cell]
+    if len({grid[p] for p in geo.peers[cell]} - {0}) == geo.size - 1:
+        return True  # its peers still show every other digit: the cell stays forced
     trial = list(grid)
     trial[cell] = 0
     search = _Search(geo)
