@@ -248,7 +248,8 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
                                       for f in files]})
             elif action == "branch" and self.command == "POST":
-                repo, sha = self._find(repo_type, repo_id, json.loads(self._body() or b"{}").get("startingPoint", "main"))
+                start = json.loads(self._body() or b"{}").get("startingPoint", "main")
+                repo, sha = self._find(repo_type, repo_id, start)
                 if repo is not None:
                     repo.branches.setdefault(revision, sha)
                     self._json({})

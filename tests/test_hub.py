@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
+import torch
+import yaml
 from huggingface_hub import HfApi, constants, hf_hub_download
 from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+
+import trmzoo
+from trmzoo import hub
+from trmzoo.convert import to_official
+from trmzoo.data import DatasetMetadata, SplitArrays, embedding_fingerprint, write_identifiers, write_split
+from trmzoo.errors import CheckpointError, DataError, HubError
+from trmzoo.registry import ModelEntry, PretrainedEntry, get_registry
 
 
 def test_fake_hub_serves_downloads_revisions_and_records_uploads(fake_hub, tmp_path, monkeypatch):
@@ -33,20 +47,6 @@ def test_fake_hub_serves_downloads_revisions_and_records_uploads(fake_hub, tmp_p
 
 
 # -- trmzoo on top of the fake Hub ----------------------------------------------------------------
-
-import io  # noqa: E402
-import json  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-import trmzoo  # noqa: E402
-from trmzoo import hub  # noqa: E402
-from trmzoo.convert import to_official  # noqa: E402
-from trmzoo.data import DatasetMetadata, SplitArrays, embedding_fingerprint, write_identifiers, write_split  # noqa: E402
-from trmzoo.errors import CheckpointError, DataError, HubError  # noqa: E402
-from trmzoo.registry import ModelEntry, PretrainedEntry, get_registry  # noqa: E402
 
 TINY = {
     "vocab_size": 6, "seq_len": 4, "num_puzzle_identifiers": 3, "hidden_size": 16, "puzzle_emb_ndim": 16,
@@ -125,7 +125,7 @@ def test_official_checkpoint_converts_once_then_loads_from_the_converted_cache(f
     assert loaded.meta["source"]["file"] == "run/step_40"
     assert loaded.meta["pretrained"] == "tiny.t" and loaded.meta["task"] == {"name": "sudoku"}
     sha = fake_hub.head("org/official")
-    converted = tmp_home(constants) / "trmzoo" / "converted" / "org--official" / sha / "run--step_40"
+    converted = Path(constants.HF_HOME) / "trmzoo" / "converted" / "org--official" / sha / "run--step_40"
     assert (converted / "model.safetensors").exists() and (converted / "puzzle_emb.safetensors").exists()
 
     fake_hub.requests.clear()
@@ -134,16 +134,10 @@ def test_official_checkpoint_converts_once_then_loads_from_the_converted_cache(f
     assert not any("resolve" in path for _, path in fake_hub.requests)  # nothing downloaded, nothing unpickled
 
     # Offline, with the pickled checkpoint gone from the hub cache, the converted copy still serves.
-    snapshot = next(p for p in (tmp_home(constants) / "hub").rglob("step_40") if "snapshots" in str(p))
+    snapshot = next(p for p in (Path(constants.HF_HOME) / "hub").rglob("step_40") if "snapshots" in str(p))
     snapshot.unlink()
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert torch.equal(outputs(hub.load_entry(*entry)), outputs(model))
-
-
-def tmp_home(constants_module):
-    from pathlib import Path
-
-    return Path(constants_module.HF_HOME)
 
 
 def test_official_checkpoint_refuses_wrong_cycles_and_damaged_or_missing_files(fake_hub):
@@ -277,3 +271,28 @@ def test_registered_pretrained_entries_fit_their_models():
         if weights.format == "official":
             assert weights.config_file, name
         assert weights.license and weights.task, name
+
+
+def test_hrm_arc_entry_loads_but_refuses_evaluation():
+    model_entry, weights = get_registry().pretrained["hrm-arc2-27m"]
+    meta = hub.entry_meta(model_entry, weights)
+    assert meta["task"] == {"name": "arc"} and "does not reproduce" in meta["eval_refusal"]
+
+
+def test_push_and_info_commands(fake_hub, tmp_path):
+    from click.testing import CliRunner
+
+    from trmzoo.hub import info_command, push_command
+
+    trmzoo.save_pretrained(tiny_model(8), tmp_path / "run" / "weights")
+    result = CliRunner().invoke(push_command, [str(tmp_path / "run"), "me/cli", "--revision", "v1"])
+    assert result.exit_code == 0, result.output
+    assert fake_hub.commits[-1]["revision"] == "v1" and "README.md" in fake_hub.commits[-1]["files"]
+
+    result = CliRunner().invoke(info_command, ["trm-arc-7m"])
+    assert result.exit_code == 0 and "arcprize/trm_arc_prize_verification" in result.output
+    assert "H_cycles=3, L_cycles=4" in result.output
+    result = CliRunner().invoke(info_command, ["trm_sudoku_mlp"])
+    assert "5,028,866" in result.output  # the official count, puzzle table excluded
+    result = CliRunner().invoke(push_command, [str(tmp_path / "nowhere"), "me/cli"])
+    assert result.exit_code != 0 and "nowhere: no such model folder" in result.output

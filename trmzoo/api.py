@@ -60,8 +60,8 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
         raise DataError(f"{name}: {model.meta['eval_refusal']}")
     data_dir = Path(data_dir)
     how = model.meta.get("data_build") or "rebuild it with the recipe the model was trained with"
-    meta_path = next((data_dir / s / "dataset.json" for s in ("test", "train") if (data_dir / s / "dataset.json").exists()),
-                     None)
+    found = [data_dir / split / "dataset.json" for split in ("test", "train")]
+    meta_path = next((path for path in found if path.exists()), None)
     if meta_path is None:
         raise DataError(f"{data_dir}: no test/dataset.json or train/dataset.json; not a built dataset")
     data = DatasetMetadata.model_validate_json(meta_path.read_text())

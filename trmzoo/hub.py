@@ -31,7 +31,8 @@ from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import CheckpointError, HubError, TrmzooError
 from trmzoo.registry import ModelEntry, PretrainedEntry
 from trmzoo.weights import (
-    CONFIG_FILE, PUZZLE_FILE, PUZZLE_KEY, WEIGHTS_FILE, check_safetensors, load_pretrained_dir, read_config, save_pretrained,
+    CONFIG_FILE, PUZZLE_FILE, PUZZLE_KEY, WEIGHTS_FILE, check_safetensors, load_pretrained_dir, read_config,
+    save_pretrained,
 )
 
 HUB_PREFIX = "hf-hub:"
@@ -111,7 +112,7 @@ def _repo_files(repo_id: str, revision: str, token: str | None) -> tuple[str, li
     if not snapshot.is_dir() and not converted.is_dir():
         raise HubError(f"{repo_id}@{revision} is not in the local cache and HF_HUB_OFFLINE is set; "
                        "unset HF_HUB_OFFLINE to download it once")
-    files = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()} if snapshot.is_dir() else set()
+    files = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()}
     for done in converted.glob(f"*/{CONFIG_FILE}"):
         files.add(json.loads(done.read_text()).get("source", {}).get("file", ""))
     return sha, sorted(f for f in files if f)
@@ -295,7 +296,8 @@ def model_card(directory: str | Path, *, repo_id: str | None = None, recipe: str
     data = config.get("data") or {}
     network, table = count_parameters(directory)
     tags = ["trmzoo", "tiny-recursive-model", "recursive-reasoning"] + [t for t in (task_name, architecture) if t]
-    front = ["---", "library_name: trmzoo", f"license: {license.lower() if ' ' not in license else 'other'}", "tags:", *[f"- {t}" for t in tags]]
+    spdx = "other" if " " in license else license.lower()  # free text ("see model card") is not an identifier
+    front = ["---", "library_name: trmzoo", f"license: {spdx}", "tags:", *[f"- {t}" for t in tags]]
     datasets = TASK_DATASETS.get(task_name, [])
     if datasets:
         front += ["datasets:", *[f"- {d}" for d in datasets]]
@@ -304,7 +306,7 @@ def model_card(directory: str | Path, *, repo_id: str | None = None, recipe: str
     body = [
         f"# {name}", "",
         f"A tiny recursive reasoning model (`{architecture}`{f', task `{task_name}`' if task_name else ''}) "
-        "in the [trmzoo](https://github.com/) weight format.", "",
+        "in the trmzoo weight format (config.json, model.safetensors, puzzle_emb.safetensors).", "",
         "## Usage", "", "```python", "import trmzoo", "",
         f'model = trmzoo.load("{HUB_PREFIX}{repo_id}")' if repo_id else f'model = trmzoo.load("{directory}")',
         "```", "",
