@@ -82,8 +82,8 @@ class Registry:
         if name in table:
             other = table[name][0].plugin if kind == "pretrained" else table[name].plugin
             raise PluginError(
-                f"{kind} {name!r} from plugin {plugin!r} clashes with plugin {other!r}; "
-                f"disable one with TRMZOO_DISABLE_PLUGINS={plugin}"
+                f"{kind} {name!r} is registered by two plugins, {other!r} and {plugin!r}; disable one "
+                f"with TRMZOO_DISABLE_PLUGINS={plugin} or TRMZOO_DISABLE_PLUGINS={other}"
             )
         table[name] = entry
         self.contributions.setdefault(plugin, {}).setdefault(kind, []).append(name)
