@@ -310,6 +310,18 @@ def _parse_task_options(config_cls, args: list[str]) -> dict:
     return options
 
 
+def _add_core_commands() -> None:
+    """Commands that live beside the code they drive (conversion, Hub)."""
+    from trmzoo.convert import convert_command
+    from trmzoo.hub import info_command, push_command
+
+    for command in (convert_command, push_command, info_command):
+        cli.add_command(command)
+
+
+_add_core_commands()
+
+
 def _add_plugin_commands() -> None:
     from trmzoo.plugins import pm
     from trmzoo.registry import get_registry
