@@ -17,6 +17,7 @@ from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.task import Puzzle, Solution, Task
+from trmzoo.train.distributed import DistInfo, broadcast_from_main, gather_to_main
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -33,31 +34,42 @@ def evaluate(
     early_exit: bool = False,
     max_examples: int | None = None,
     progress: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
+    dist: DistInfo = DistInfo(),
 ) -> dict[str, float]:
     """Score ``model`` on the test split of ``data_dir`` with the task's evaluator.
 
     Returns the evaluator's metrics plus ``mean_steps`` (supervision steps used per example).
+    Under torchrun (``dist``) each process runs its slice of every batch; the slices go to
+    rank 0 in order, so its evaluator sees what one process would, and every process
+    returns rank 0's metrics.
     """
     was_training = model.training
     model.eval()
     metadata, arrays = read_split(data_dir, "test", mmap=True)
-    evaluator = task.evaluator(Path(data_dir))
+    evaluator = task.evaluator(Path(data_dir)) if dist.is_main else None
     device = _device(model)
     steps_used, examples = 0.0, 0
     total = len(arrays.inputs) if max_examples is None else min(max_examples, len(arrays.inputs))
     batches = eval_batches(metadata, arrays, batch_size=batch_size, max_examples=max_examples,
-                           rank=rank, world_size=world_size)
-    for batch, real in tqdm(batches, total=-(-total // batch_size), disable=not progress, desc="eval", leave=False):
+                           rank=dist.rank, world_size=dist.world_size)
+    per_batch = -(-batch_size // dist.world_size) * dist.world_size
+    bar = tqdm(batches, total=-(-total // per_batch), disable=not (progress and dist.is_main), desc="eval", leave=False)
+    for batch, real in bar:
         batch = {k: v.to(device) for k, v in batch.items()}
         final = model.rollout(batch, early_exit=early_exit)[-1]
-        numpy_batch = {k: v[:real].cpu().numpy() for k, v in batch.items()}
-        evaluator.update(numpy_batch, final.preds[:real].cpu().numpy(), final.q_halt[:real].float().cpu().numpy())
-        steps_used += float(final.steps[:real].sum())
-        examples += real
+        part = (
+            {k: v[:real].cpu().numpy() for k, v in batch.items()},
+            final.preds[:real].cpu().numpy(), final.q_halt[:real].float().cpu().numpy(),
+            final.steps[:real].cpu().numpy(),
+        )
+        for numpy_batch, preds, q_halt, steps in gather_to_main(part, dist) or []:
+            if len(steps):
+                evaluator.update(numpy_batch, preds, q_halt)
+                steps_used += float(steps.sum())
+                examples += len(steps)
     model.train(was_training)
-    return {**evaluator.result(), "mean_steps": steps_used / max(examples, 1)}
+    metrics = {**evaluator.result(), "mean_steps": steps_used / max(examples, 1)} if dist.is_main else None
+    return broadcast_from_main(metrics, dist)
 
 
 @torch.no_grad()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +20,41 @@ def _pyplot():
     return plt
 
 
-def plot_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Draw loss, exact accuracy, mean steps and learning rate of a run's metrics.jsonl."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        raise TrmzooError(f"{run_dir}: no metrics.jsonl (not a run folder, or it logged nothing yet)")
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+# (title, train key, test key) of each panel of plot_run
+RUN_PANELS = [
+    ("loss", "loss", None),
+    ("exact accuracy", "exact_accuracy", "eval/exact_accuracy"),
+    ("mean supervision steps", "steps", "eval/mean_steps"),
+    ("learning rate", "lr", None),
+]
+
+
+def run_figure(records: list[dict]):
+    """A 2x2 matplotlib figure of a run's metrics records (train lines, test points)."""
     plt = _pyplot()
-    panels = [("loss", "loss"), ("exact_accuracy", "exact accuracy"), ("steps", "mean supervision steps"), ("lr", "learning rate")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    for ax, (key, title) in zip(axes.flat, panels):
-        train = [(r["step"], r[key]) for r in records if key in r]
-        if train:
-            ax.plot(*zip(*train), label="train")
-        evals = [(r["step"], r[f"eval/{key}"]) for r in records if f"eval/{key}" in r]
-        if evals:
-            ax.plot(*zip(*evals), "o-", label="test")
+    for ax, (title, train_key, test_key) in zip(axes.flat, RUN_PANELS):
+        for key, style, label in ((train_key, "-", "train"), (test_key, "o-", "test")):
+            points = [(r["step"], r[key]) for r in records if key and key in r]
+            if points:
+                ax.plot(*zip(*points), style, label=label)
         ax.set_title(title)
         ax.set_xlabel("step")
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_run(run_dir: str | Path, out: str | Path) -> Path:
+    """Draw loss, exact accuracy, mean steps and learning rate of a run's metrics.jsonl to a PNG."""
+    from trmzoo.train.trainer import METRICS_FILE, read_metrics
+
+    if not (Path(run_dir) / METRICS_FILE).exists():
+        raise TrmzooError(f"{run_dir}: no {METRICS_FILE} (not a run folder, or it logged nothing yet)")
+    fig = run_figure(read_metrics(run_dir))
     fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
     return Path(out)
 
 

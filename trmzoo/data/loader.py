@@ -20,6 +20,7 @@ import torch
 
 from trmzoo.core.supervision import IGNORE_LABEL
 from trmzoo.data.format import DatasetMetadata, SplitArrays
+from trmzoo.errors import DataError, RecipeError
 
 
 def collate(metadata: DatasetMetadata, inputs, labels, puzzle_identifiers, size: int) -> dict[str, torch.Tensor]:
@@ -48,7 +49,7 @@ class TrainBatches:
         rank: int = 0, world_size: int = 1,
     ) -> None:
         if global_batch_size % world_size:
-            raise ValueError(f"global batch {global_batch_size} is not divisible by {world_size} processes")
+            raise RecipeError(f"train.global_batch_size: {global_batch_size} is not divisible by the {world_size} processes")
         self.metadata, self.arrays = metadata, arrays
         self.global_batch_size = global_batch_size
         self.local_batch_size = global_batch_size // world_size
@@ -77,11 +78,9 @@ class TrainBatches:
                 break
             batches.append((np.concatenate(examples), np.concatenate(puzzles)))
         if not batches:
-            raise ValueError(f"the training split has fewer examples than one global batch ({self.global_batch_size})")
+            raise DataError(f"the training split has fewer examples in an epoch than one global batch "
+                            f"(train.global_batch_size {self.global_batch_size})")
         return batches
-
-    def batches_per_epoch(self) -> int:
-        return len(self._epoch_plan(0))
 
     @property
     def position(self) -> dict[str, int]:
@@ -113,13 +112,18 @@ def eval_batches(
     metadata: DatasetMetadata, arrays: SplitArrays, *, batch_size: int, max_examples: int | None = None,
     rank: int = 0, world_size: int = 1,
 ) -> Iterator[tuple[dict[str, torch.Tensor], int]]:
-    """Test examples in order as (batch, number of real rows); the last batch is padded."""
+    """Test examples in order as (batch, number of real rows); the last batch is padded.
+
+    With several processes each global batch of ``batch_size`` (rounded up to a multiple
+    of ``world_size``) is cut into consecutive slices, one per rank, so the slices of all
+    ranks, taken in rank order, are the examples in order.
+    """
     total = len(arrays.inputs) if max_examples is None else min(max_examples, len(arrays.inputs))
     example_puzzle = np.repeat(np.arange(len(arrays.puzzle_identifiers)), np.diff(arrays.puzzle_indices))
-    local = batch_size // world_size
-    for start in range(0, total, batch_size):
+    local = -(-batch_size // world_size)
+    for start in range(0, total, local * world_size):
         lo = min(start + rank * local, total)
-        hi = min(start + (rank + 1) * local, total)
+        hi = min(lo + local, total)
         rows = np.arange(lo, hi)
         yield collate(metadata, arrays.inputs[rows], arrays.labels[rows],
                       arrays.puzzle_identifiers[example_puzzle[rows]], local), hi - lo

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -26,13 +27,24 @@ class DistInfo:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, gloo otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # object collectives and NCCL use the current device
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def broadcast_state(module: torch.nn.Module, info: DistInfo) -> None:
+    """Give every process rank 0's parameters and buffers, so all start from the same weights."""
+    if info.world_size == 1:
+        return
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor, src=0)
 
 
 def all_reduce_grads(model: torch.nn.Module, info: DistInfo) -> None:
@@ -43,6 +55,15 @@ def all_reduce_grads(model: torch.nn.Module, info: DistInfo) -> None:
             dist.all_reduce(p.grad)
 
 
+def all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate every process's ``tensor`` (same shape everywhere) along dim 0, in rank order."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
 def all_reduce_sum(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str, torch.Tensor]:
     if info.world_size == 1:
         return values
@@ -50,6 +71,24 @@ def all_reduce_sum(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str,
     stacked = torch.stack([values[k].double() for k in keys])
     dist.all_reduce(stacked)
     return dict(zip(keys, stacked))
+
+
+def gather_to_main(obj: Any, info: DistInfo) -> list[Any] | None:
+    """Every process's ``obj`` in rank order on rank 0 (None elsewhere)."""
+    if info.world_size == 1:
+        return [obj]
+    gathered = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def broadcast_from_main(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's ``obj`` on every process."""
+    if info.world_size == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier(info: DistInfo) -> None:

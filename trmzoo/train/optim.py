@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 
 from trmzoo.core.model import PuzzleEmbedding
+from trmzoo.train.distributed import all_gather_rows
 
 
 class AdamATan2(torch.optim.Optimizer):
@@ -60,23 +60,13 @@ class SparseSignSGD:
         lookup = self.embedding.last_lookup
         if lookup is None or lookup[1].grad is None:
             return
-        ids, grads = lookup[0], lookup[1].grad
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            world = dist.get_world_size()
-            all_ids = ids.new_empty(world * ids.shape[0])
-            all_grads = grads.new_empty(world * grads.shape[0], grads.shape[1])
-            dist.all_gather_into_tensor(all_ids, ids.contiguous())
-            dist.all_gather_into_tensor(all_grads, grads.contiguous())
-            ids, grads = all_ids, all_grads
+        ids, grads = all_gather_rows(lookup[0]), all_gather_rows(lookup[1].grad)
         unique, inverse = ids.unique(return_inverse=True)
         summed = torch.zeros(unique.shape[0], grads.shape[1], dtype=grads.dtype, device=grads.device)
         summed.index_add_(0, inverse, grads)
         table = self.embedding.weight
         rows = table[unique] * (1 - self.lr * self.weight_decay) - self.lr * summed.sign()
         table[unique] = rows.to(table.dtype)
-        self.embedding.last_lookup = None
-
-    def zero_grad(self) -> None:
         self.embedding.last_lookup = None
 
 

@@ -7,18 +7,19 @@ taking the next, as the paper's pseudo-code describes.
 
 A run folder holds ``recipe.yaml`` (resolved), ``metrics.jsonl``, ``weights/``
 (EMA weights in the trmzoo format) and ``resume.pt`` (live weights, optimizer,
-EMA, RNG, carry and loader position), both written atomically, so
-``--resume`` continues a run killed at any moment and reaches the same weights.
+EMA, RNG, carry and loader position). Every file is written to a temporary name
+and renamed, so a run killed at any moment keeps its last complete checkpoint and
+``--resume`` reaches, on the same machine, bit for bit the weights of a run that
+was never stopped.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from trmzoo.core.model import Carry, RecursiveModel
+from trmzoo.core.model import Carry
 from trmzoo.core.supervision import supervision_loss
 from trmzoo.data.format import build_fingerprint, embedding_fingerprint, read_identifiers, read_split
 from trmzoo.data.loader import TrainBatches
@@ -38,9 +39,10 @@ from trmzoo.registry import lookup
 from trmzoo.task import Task
 from trmzoo.train import distributed as D
 from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at
-from trmzoo.weights import load_state_strict, save_pretrained
+from trmzoo.weights import _atomic, load_state_strict, save_pretrained
 
 RESUME_FILE = "resume.pt"
+METRICS_FILE = "metrics.jsonl"
 
 
 class TrainingError(TrmzooError):
@@ -51,13 +53,13 @@ def make_task(task_config) -> Task:
     return lookup("task", task_config.name).task_cls(task_config)
 
 
-def prepare_data(recipe, task: Task, *, build: bool = True) -> Path:
+def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = True) -> Path:
     """The recipe's dataset folder, built by the task when missing and allowed."""
     data_dir = Path(recipe.data.dir)
     if not (data_dir / "train" / "dataset.json").exists():
         if not (build and recipe.data.build):
             raise DataError(f"{data_dir}: no dataset; build it with `trmzoo data build {task.name} --out {data_dir}`")
-        task.build(data_dir, progress=True)
+        task.build(data_dir, progress=progress)
     return data_dir
 
 
@@ -93,21 +95,23 @@ class Trainer:
         self.dist = D.init_distributed(self.device)
         self.task = make_task(recipe.task)
         if self.dist.is_main:
-            self.data_dir = prepare_data(recipe, self.task)
+            prepare_data(recipe, self.task, progress=progress)
         D.barrier(self.dist)
         self.data_dir = Path(recipe.data.dir)
         self.metadata, arrays = read_split(self.data_dir, "train", mmap=True)
         torch.manual_seed(cfg.seed)
         config = resolved_model_config(recipe, self.metadata)
+        self.autocast_dtype = None
         if cfg.autocast:
+            if config.forward_dtype == "float32":
+                raise RecipeError("train.autocast: needs model.forward_dtype bfloat16 (float32 needs no autocast)")
             self.autocast_dtype = getattr(torch, config.forward_dtype)
             config = config.model_copy(update={"forward_dtype": "float32"})
-        else:
-            self.autocast_dtype = None
         self.model = build_model(config).to(self.device)
         self.model.meta.update(self._meta())
         if init_from:
             self._init_from(init_from)
+        D.broadcast_state(self.model, self.dist)
         self.loader = TrainBatches(
             self.metadata, arrays, global_batch_size=cfg.global_batch_size, seed=cfg.seed,
             rank=self.dist.rank, world_size=self.dist.world_size,
@@ -117,11 +121,14 @@ class Trainer:
         )
         if self.max_steps <= 0:
             raise RecipeError("train.max_steps: the run would take 0 steps (raise train.epochs or set train.max_steps)")
+        self.optimizer = None
         if cfg.freeze_weights:
+            if self.model.puzzle_emb is None:
+                raise RecipeError("train.freeze_weights: the model has no puzzle embedding (model.puzzle_emb_ndim is 0)"
+                                  " so nothing would be trained")
             for p in self.model.parameters():
                 p.requires_grad_(False)
-        self.optimizer = None
-        if not cfg.freeze_weights:
+        else:
             params = list(self.model.parameters())
             betas = (cfg.beta1, cfg.beta2)
             self.optimizer = (
@@ -137,6 +144,7 @@ class Trainer:
         # Batch-dependent random draws (halting exploration) come from one seed shared by all processes.
         self.explore_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.state = TrainState(step=0, carry=None)
+        self.tensorboard = None
         if cfg.compile:
             for net in (self.model.recursion.net, getattr(self.model.recursion, "y_net", None)):
                 if net is not None:
@@ -158,13 +166,14 @@ class Trainer:
         """Start from trained weights; a puzzle table of another size is replaced by its mean row."""
         from trmzoo.api import load
 
-        pretrained = load(source)
-        state = pretrained.state_dict()
+        state = load(source).state_dict()
         own = self.model.state_dict()
         key = "puzzle_emb.weight"
-        if key in state and key in own and state[key].shape != own[key].shape:
+        if key in state and key in own and state[key].shape[1:] == own[key].shape[1:] \
+                and state[key].shape != own[key].shape:
             state[key] = state[key].mean(dim=0, keepdim=True).expand_as(own[key]).contiguous()
-        load_state_strict(self.model, {k: v.to(own[k].dtype) for k, v in state.items()}, f"--init-from {source}")
+        state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+        load_state_strict(self.model, state, f"--init-from {source}")
 
     # -- one step ----------------------------------------------------------------------------
     def _explore(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,12 +184,49 @@ class Trainer:
         lo = self.dist.rank * size
         return uniform[lo : lo + size].to(self.device), minimum[lo : lo + size].to(self.device)
 
+    def _rng_untouched(self):
+        """Evaluating and saving leave the random generators as they were, so they cannot
+        change the training that follows (a model card, say, builds a model)."""
+        return torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
+
     def _forward_context(self):
         if self.autocast_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _optimizer_step(self, carry: Carry, batch: dict[str, torch.Tensor]):
+    def _position(self) -> dict[str, Any]:
+        """Everything besides weights and optimizer states that the next step depends on."""
+        carry = self.state.carry
+        return {
+            "step": self.state.step,
+            "loader": dict(self.loader.position),
+            "explore_rng": self.explore_rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "carry": None if carry is None else {f.name: getattr(carry, f.name) for f in fields(Carry)},
+        }
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimizer step (one supervision step); returns its metrics summed over the global batch."""
+        schedule = self.recipe.train.schedule
+        before = self._position()
+        carry = self.state.carry
+        if schedule == "carry" or carry is None:
+            batch = self._next_batch()
+            if carry is None:
+                carry = self.model.initial_carry(batch)
+        else:  # inner_loop: the same examples until every one of them halted
+            batch = carry.data
+        carry, metrics = self._optimizer_step(carry, batch, before)
+        if schedule == "inner_loop":
+            if bool(carry.halted.all()):
+                carry = None
+            else:
+                carry.halted = torch.zeros_like(carry.halted)
+        self.state.carry = carry
+        return metrics
+
+    def _optimizer_step(self, carry: Carry, batch: dict[str, torch.Tensor], before: dict[str, Any]):
         cfg = self.recipe.train
         self.model.train()
         with self._forward_context():
@@ -188,15 +234,16 @@ class Trainer:
             loss, metrics = supervision_loss(out, carry.data["labels"], self.model.halting, cfg.loss)
         metrics = D.all_reduce_sum({**metrics, "loss": loss.detach()}, self.dist)
         if not math.isfinite(float(metrics["loss"])):
-            self.save(self.state)  # the state before this step is the last good one
+            self.save(before)  # nothing was updated yet: the state before this step is the last good one
             raise TrainingError(
-                f"step {self.state.step + 1}: the loss is {float(metrics['loss'])}; "
-                f"the last good checkpoint is in {self.run_dir} (lower train.lr or check the data)"
+                f"step {self.state.step + 1}: the loss is {float(metrics['loss'])}; the state before it is saved in "
+                f"{self.run_dir} (lower train.lr, then --resume {self.run_dir} --set train.lr=...)"
             )
         (loss / cfg.global_batch_size).backward()
         D.all_reduce_grads(self.model, self.dist)
         step = self.state.step + 1
-        schedule = dict(warmup_steps=cfg.lr_warmup_steps, total_steps=self.max_steps, min_ratio=cfg.lr_min_ratio)
+        min_ratio = cfg.lr_min_ratio if cfg.lr_schedule == "cosine" else 1.0
+        schedule = dict(warmup_steps=cfg.lr_warmup_steps, total_steps=self.max_steps, min_ratio=min_ratio)
         lr = lr_at(step, base_lr=cfg.lr, **schedule)
         if self.optimizer is not None:
             for group in self.optimizer.param_groups:
@@ -210,55 +257,50 @@ class Trainer:
             self.ema.update(self.model)
         self.state.step = step
         metrics["lr"] = torch.tensor(lr)
-        return carry, out, metrics
+        return carry, metrics
 
     def _next_batch(self) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in next(self.loader).items()}
 
     # -- the loop ----------------------------------------------------------------------------
+    def _out_of_time(self, deadline: float | None) -> bool:
+        """Whether ``train.time_budget_s`` is spent; all processes agree, so they stop at the same step."""
+        if deadline is None:
+            return False
+        late = torch.tensor(float(time.perf_counter() >= deadline), device=self.device)
+        return bool(D.all_reduce_sum({"late": late}, self.dist)["late"] > 0)
+
     def fit(self) -> dict[str, float]:
+        """Train to ``max_steps`` (from wherever the state is), save, and return the final evaluation."""
         cfg = self.recipe.train
+        self.tensorboard = self._open_tensorboard()
         bar = tqdm(total=self.max_steps, initial=self.state.step, disable=not (self.progress and self.dist.is_main),
                    desc="train", dynamic_ncols=True)
         window: dict[str, float] = {}
-        started, samples = time.perf_counter(), 0
-        last_eval: dict[str, float] = {}
-        while self.state.step < self.max_steps:
-            if cfg.schedule == "carry":
-                carry = self.state.carry
-                batch = self._next_batch()
-                if carry is None:
-                    carry = self.model.initial_carry(batch)
-                carry, out, metrics = self._optimizer_step(carry, batch)
-                self.state.carry = carry
-                self._accumulate(window, metrics)
-            else:  # inner_loop: all supervision steps on one batch
-                batch = self._next_batch()
-                carry = self.model.initial_carry(batch)
-                for _ in range(self.model.halting.max_steps):
-                    carry, out, metrics = self._optimizer_step(carry, batch)
-                    self._accumulate(window, metrics)
-                    if bool(carry.halted.all()) or self.state.step >= self.max_steps:
-                        break
-                    carry.halted = torch.zeros_like(carry.halted)  # keep this batch's examples
-            samples += cfg.global_batch_size
-            bar.update(self.state.step - bar.n)
-            step = self.state.step
-            if step % cfg.log_interval == 0 or step == self.max_steps:
-                record = self._summarise(window)
-                record["samples_per_s"] = samples / max(time.perf_counter() - started, 1e-9)
-                self.log({"step": step, **record})
-                bar.set_postfix(loss=f"{record['loss']:.3f}", exact=f"{record.get('exact_accuracy', 0):.3f}",
-                                sps=f"{record['samples_per_s']:.0f}")
-                window, started, samples = {}, time.perf_counter(), 0
-            if cfg.eval_interval and step % cfg.eval_interval == 0 and step < self.max_steps:
-                last_eval = self.evaluate()
-            if cfg.checkpoint_interval and step % cfg.checkpoint_interval == 0:
-                self.save(self.state)
-        bar.close()
-        self.save(self.state)
-        last_eval = self.evaluate()
-        return last_eval
+        started = time.perf_counter()
+        deadline = None if cfg.time_budget_s is None else started + cfg.time_budget_s
+        try:
+            while self.state.step < self.max_steps and not self._out_of_time(deadline):
+                self._accumulate(window, self.train_step())
+                bar.update(1)
+                step = self.state.step
+                if step % cfg.log_interval == 0 or step == self.max_steps:
+                    record = self._summarise(window)
+                    record["samples_per_s"] = window["_updates"] * cfg.global_batch_size / max(
+                        time.perf_counter() - started, 1e-9)
+                    self.log({"step": step, **record})
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", exact=f"{record.get('exact_accuracy', 0):.3f}")
+                    window, started = {}, time.perf_counter()
+                if cfg.eval_interval and step % cfg.eval_interval == 0 and step < self.max_steps:
+                    self.evaluate()
+                if cfg.checkpoint_interval and step % cfg.checkpoint_interval == 0 and step < self.max_steps:
+                    self.save()
+            bar.close()
+            self.save()
+            return self.evaluate()
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
 
     @staticmethod
     def _accumulate(window: dict[str, float], metrics: dict[str, torch.Tensor]) -> None:
@@ -285,11 +327,11 @@ class Trainer:
         if use_ema:
             self.ema.swap(self.model)
         try:
-            with self._forward_context():
+            with self._forward_context(), self._rng_untouched():
                 metrics = evaluate(
                     self.model, self.data_dir, self.task,
                     batch_size=cfg.batch_size or self.recipe.train.global_batch_size,
-                    early_exit=cfg.early_exit, max_examples=cfg.max_puzzles, progress=self.progress,
+                    early_exit=cfg.early_exit, max_examples=cfg.max_puzzles, progress=self.progress, dist=self.dist,
                 )
         finally:
             if use_ema:
@@ -298,58 +340,99 @@ class Trainer:
         return metrics
 
     # -- files ------------------------------------------------------------------------------
+    def _open_tensorboard(self):
+        """A TensorBoard writer in RUN_DIR/tensorboard when TensorBoard is installed (rank 0 only)."""
+        if not self.dist.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        # purge_step drops events a killed run wrote after the checkpoint it resumes from
+        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.state.step + 1 if self.state.step else None)
+
     def log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
+        with open(self.run_dir / METRICS_FILE, "a") as f:
             f.write(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in record.items()}) + "\n")
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(key, value, record["step"])
 
-    def save(self, state: TrainState) -> None:
-        """Write EMA weights to ``weights/`` and the full resume state to ``resume.pt``, atomically."""
-        if not self.dist.is_main:
-            return
-        if self.ema is not None:
-            self.ema.swap(self.model)
-        try:
-            save_pretrained(self.model, self.run_dir / "weights", extra={"step": state.step})
-        finally:
+    def save(self, position: dict[str, Any] | None = None) -> None:
+        """Write EMA weights to ``weights/`` and the full resume state to ``resume.pt`` (rank 0),
+        each file under a temporary name then renamed; ``position`` defaults to the current one."""
+        if self.dist.is_main:
+            position = position or self._position()
             if self.ema is not None:
                 self.ema.swap(self.model)
-        carry = state.carry
-        resume = {
-            "step": state.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {},
-            "ema": self.ema.state_dict() if self.ema is not None else {},
-            "explore_rng": self.explore_rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "loader": self.loader.position,
-            "carry": None if carry is None else {
-                "y": carry.y, "z": carry.z, "steps": carry.steps, "halted": carry.halted, "data": carry.data,
-            },
-        }
-        tmp = self.run_dir / f".{RESUME_FILE}.tmp{os.getpid()}"
-        torch.save(resume, tmp)
-        os.replace(tmp, self.run_dir / RESUME_FILE)
+            try:
+                with self._rng_untouched():
+                    save_pretrained(self.model, self.run_dir / "weights", extra={"step": position["step"]})
+            finally:
+                if self.ema is not None:
+                    self.ema.swap(self.model)
+            resume = {
+                **position,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {},
+                "ema": self.ema.state_dict() if self.ema is not None else {},
+            }
+            _atomic(self.run_dir / RESUME_FILE, lambda tmp: torch.save(resume, tmp))
+        D.barrier(self.dist)
 
     def restore(self) -> None:
+        """Continue from ``resume.pt``: weights, optimizer, EMA, RNGs, carry and loader position."""
         path = self.run_dir / RESUME_FILE
         try:
-            resume = torch.load(path, map_location=self.device, weights_only=True)
+            resume = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise CheckpointError(f"{self.run_dir}: no {RESUME_FILE} to resume from (the run saved no checkpoint)") from None
-        except Exception as exc:  # a torn or foreign file
+        except Exception as exc:  # a foreign or damaged file (a killed save never replaces the old one)
             raise CheckpointError(f"{path}: cannot read the resume state ({exc})") from None
-        self.model.load_state_dict(resume["model"])
-        if self.optimizer is not None:
-            self.optimizer.load_state_dict(resume["optimizer"])
-        if self.ema is not None:
-            self.ema.load_state_dict(resume["ema"])
-        self.explore_rng.set_state(resume["explore_rng"])
-        torch.set_rng_state(resume["torch_rng"])
-        self.loader.seek(resume["loader"])
-        carry = resume["carry"]
-        self.state = TrainState(step=resume["step"], carry=None if carry is None else Carry(**carry))
+        try:
+            self.model.load_state_dict(resume["model"])
+            if self.optimizer is not None:
+                self.optimizer.load_state_dict(resume["optimizer"])
+            if self.ema is not None:
+                self.ema.load_state_dict(resume["ema"])
+            self.explore_rng.set_state(resume["explore_rng"])
+            torch.set_rng_state(resume["torch_rng"])
+            if resume["cuda_rng"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(resume["cuda_rng"], self.device)
+            self.loader.seek(resume["loader"])
+            carry = resume["carry"]
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: does not match this run's recipe ({str(exc).splitlines()[0]})") from None
+        if carry is not None:
+            to = lambda t: None if t is None else t.to(self.device)  # noqa: E731
+            carry = Carry(**{k: {n: to(t) for n, t in v.items()} if k == "data" else to(v) for k, v in carry.items()})
+        self.state = TrainState(step=resume["step"], carry=carry)
+        if self.dist.is_main:
+            self._forget_after(self.state.step)
+        D.barrier(self.dist)
+
+    def _forget_after(self, step: int) -> None:
+        """Drop what a killed run wrote after its last checkpoint: later metrics and stray temporaries."""
+        for stray in [*self.run_dir.glob(f".{RESUME_FILE}.tmp*"), *self.run_dir.glob("weights/.*.tmp*")]:
+            stray.unlink(missing_ok=True)
+        metrics = self.run_dir / METRICS_FILE
+        if metrics.exists():
+            kept = [json.dumps(r) + "\n" for r in read_metrics(self.run_dir) if r.get("step", 0) <= step]
+            _atomic(metrics, lambda tmp: tmp.write_text("".join(kept)))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl; a line cut short by a kill is skipped."""
+    records = []
+    for line in (Path(run_dir) / METRICS_FILE).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
 
 
 def new_run_dir(recipe_path: str) -> Path:
@@ -372,10 +455,10 @@ def train(
         run_dir = Path(out) if out else new_run_dir(recipe_path)
         if (run_dir / RESUME_FILE).exists():
             raise TrmzooError(f"{run_dir}: already holds a run; continue it with --resume {run_dir} or pick another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
-    if trainer.dist.is_main and not resume:
-        (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    if trainer.dist.is_main:  # on --resume, records the overrides given
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic(run_dir / "recipe.yaml", lambda tmp: tmp.write_text(dump_recipe(recipe)))
     if resume:
         trainer.restore()
     return trainer.fit()
