@@ -142,7 +142,11 @@ def solve_puzzle(model, puzzle: Puzzle, *, early_exit: bool = False, max_augment
         inputs = np.stack([to_canvas(augment_grid(tests[t], tid, mapping)) for t, _, tid, mapping in chunk])
         batch = {"inputs": torch.from_numpy(inputs.astype(np.int32)).to(device),
                  "puzzle_identifiers": torch.tensor([row for _, row, _, _ in chunk], dtype=torch.int32, device=device)}
-        last = model.rollout(batch, early_exit=early_exit)[-1]
+        outputs = model.rollout(batch, early_exit=early_exit)
+        if start == 0:  # the first job is test input 0 of the original version: its trace is shown
+            trace = [out.preds[0].cpu().numpy() for out in outputs]
+            q_trace = [float(sigmoid64(out.q_halt[:1].float().cpu().numpy())[0]) for out in outputs]
+        last = outputs[-1]
         preds, confidence = last.preds.cpu().numpy(), sigmoid64(last.q_halt.float().cpu().numpy())
         steps = max(steps, int(last.steps.max()))
         for i, (t, _, tid, mapping) in enumerate(chunk):
@@ -156,5 +160,5 @@ def solve_puzzle(model, puzzle: Puzzle, *, early_exit: bool = False, max_augment
             verdict = "" if truth is None else (" (correct)" if np.array_equal(grid, truth) else " (wrong)")
             lines += [f"test[{t}] attempt {a + 1}, {votes[t][min(a, len(votes[t]) - 1)][0]} votes{verdict}:",
                       render_grid(grid)]
-    return ArcSolution(tokens=to_canvas(attempts[0][0]), steps=steps, q_halt=votes[0][0][1],
-                       text="\n".join(lines), attempts=attempts, votes=votes)
+    return ArcSolution(tokens=to_canvas(attempts[0][0]), steps=steps, q_halt=votes[0][0][1], trace=trace,
+                       q_trace=q_trace, text="\n".join(lines), attempts=attempts, votes=votes)
