@@ -35,7 +35,7 @@ def cli(debug: bool) -> None:
 
 # -- training and evaluation ----------------------------------------------------------------
 @cli.command()
-@click.argument("recipe")
+@click.argument("recipe", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a recipe value (YAML).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<recipe>-<time>).")
 @click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False), help="Continue this run folder.")
@@ -51,6 +51,8 @@ def train(recipe, overrides, out, resume, init_from, dry_run, quiet):
 
         metrics = run_training("", overrides=tuple(overrides), resume=resume, progress=not quiet)
     else:
+        if recipe is None:
+            raise TrmzooError("trmzoo train: give a RECIPE to start a run, or --resume RUN_DIR to continue one")
         path = str(resolve_recipe_path(recipe))
         if dry_run:
             return _dry_run(path, tuple(overrides))
