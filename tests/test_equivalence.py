@@ -60,7 +60,8 @@ def test_converted_config_matches_the_architecture(case):
         "trm_hier6": ("trm", "multiscale", "attention", "bce"), "hrm": ("trm", "yz", "attention", "q_learning"),
         "transformers_baseline": ("direct", None, "attention", "q_learning"),
     }[name]
-    assert (cfg.recursion.kind, getattr(cfg.recursion, "latents", None), cfg.backbone.kind, cfg.halting.kind) == expected
+    found = (cfg.recursion.kind, getattr(cfg.recursion, "latents", None), cfg.backbone.kind, cfg.halting.kind)
+    assert found == expected
     assert cfg.forward_dtype == "float32"
 
 

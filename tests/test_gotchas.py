@@ -124,7 +124,8 @@ def test_only_halted_slots_reset_and_take_the_new_example():
     _, fresh_out = model.step(fresh, new)
     torch.testing.assert_close(out.logits[[0, 2]], fresh_out.logits[[0, 2]])
     # ... and a running slot continues from its carried state with its old example.
-    kept = Carry(before.y[[1]], before.z[[1]], before.steps[[1]], torch.tensor([False]), {k: v[[1]] for k, v in before.data.items()})
+    kept = Carry(before.y[[1]], before.z[[1]], before.steps[[1]], torch.tensor([False]),
+                 {k: v[[1]] for k, v in before.data.items()})
     _, kept_out = model.step(kept, {k: v[[1]] for k, v in new.items()})
     torch.testing.assert_close(out.logits[[1]], kept_out.logits)
 
@@ -172,7 +173,8 @@ def test_heads_read_the_answer_state_without_a_final_norm():
 # -- normalisation -----------------------------------------------------------------------------
 def _block_outputs(model, batch) -> list[torch.Tensor]:
     outs: list[torch.Tensor] = []
-    handles = [m.register_forward_hook(lambda mod, a, o: outs.append(o)) for m in model.modules() if isinstance(m, Block)]
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    handles = [b.register_forward_hook(lambda mod, a, o: outs.append(o)) for b in blocks]
     with torch.no_grad():
         model.step(model.initial_carry(batch), batch)
     for h in handles:

@@ -87,7 +87,9 @@ def official_to_config(arch: dict, *, vocab_size: int, seq_len: int, num_puzzle_
     # Only the TRM files know puzzle_emb_len; HRM and the baseline always use ceil(ndim / hidden) slots.
     emb_len = int(get("puzzle_emb_len", 16)) if name in (TRM, TRM_SINGLEZ, TRM_HIER6) else 0
     if ndim == 0 and emb_len:
-        raise CheckpointError(f"{source}: puzzle_emb_ndim 0 with puzzle_emb_len {emb_len} is not a working official setting")
+        raise CheckpointError(
+            f"{source}: puzzle_emb_ndim 0 with puzzle_emb_len {emb_len} is not a working official setting"
+        )
     pos = get("pos_encodings")
     if pos not in ("rope", "learned", "none"):
         raise CheckpointError(f"{source}: arch.pos_encodings {pos!r} is not rope, learned or none")
@@ -116,7 +118,8 @@ def official_to_config(arch: dict, *, vocab_size: int, seq_len: int, num_puzzle_
         if name == TRM_HIER6:
             if recursion["L_cycles"] != HIER6_LATENTS:
                 raise CheckpointError(
-                    f"{source}: trm_hier6 needs L_cycles {HIER6_LATENTS} (it keeps six latents), got {recursion['L_cycles']}"
+                    f"{source}: trm_hier6 needs L_cycles {HIER6_LATENTS} (it keeps six latents),"
+                    f" got {recursion['L_cycles']}"
                 )
             recursion["latents"] = "multiscale"
     return {
@@ -146,7 +149,7 @@ def config_to_official(model: RecursiveModel) -> dict:
     ceil_len = -(cfg.puzzle_emb_ndim // -cfg.hidden_size)
     if rec.kind == "direct":
         if cfg.backbone.kind != "attention" or cfg.pos_encodings == "none" or cfg.prefix_len != ceil_len:
-            raise fail("the direct baseline needs attention, rope or learned positions and ceil(ndim/hidden) prefix slots")
+            raise fail("the direct baseline needs attention, rope or learned positions, ceil(ndim/hidden) prefix slots")
         if halt.kind == "q_learning" and not halt.bootstrap:
             act_enabled = True
         elif halt.kind == "fixed":
@@ -172,7 +175,8 @@ def config_to_official(model: RecursiveModel) -> dict:
     name = {"yz": TRM, "single": TRM_SINGLEZ, "multiscale": TRM_HIER6}[rec.latents]
     if name == TRM_HIER6 and rec.L_cycles != HIER6_LATENTS:
         raise fail(f"trm_hier6 keeps six latents, the model has {rec.L_cycles}")
-    return {"name": name, **arch, "H_layers": 0, "puzzle_emb_len": cfg.puzzle_emb_len, "no_ACT_continue": no_act_continue}
+    return {"name": name, **arch, "H_layers": 0, "puzzle_emb_len": cfg.puzzle_emb_len,
+            "no_ACT_continue": no_act_continue}
 
 
 # -- state dicts -----------------------------------------------------------------------------
@@ -221,7 +225,9 @@ def _check_revealed(name: str, config: dict, weights: dict[str, torch.Tensor], p
 
     def check(setting: str, expected: Any, found: Any, where: str) -> None:
         if expected != found:
-            raise CheckpointError(f"{source}: {setting} is {expected} in the config but {found} in the weights ({where})")
+            raise CheckpointError(
+                f"{source}: {setting} is {expected} in the config but {found} in the weights ({where})"
+            )
 
     embed = need("embed_tokens.embedding_weight")
     check("hidden_size", hidden, embed.shape[1], "embed_tokens")
@@ -244,8 +250,8 @@ def _check_revealed(name: str, config: dict, weights: dict[str, torch.Tensor], p
         part, proj = match.group(3), match.group(4)
         if part in ("self_attn", "mlp_t") and (part == "mlp_t") != mlp_t:
             raise CheckpointError(
-                f"{source}: the config says mlp_t={mlp_t} but the weights have {'an MLP' if part == 'mlp_t' else 'an attention'}"
-                f" token mixer ({key})"
+                f"{source}: the config says mlp_t={mlp_t} but the weights have"
+                f" {'an MLP' if part == 'mlp_t' else 'an attention'} token mixer ({key})"
             )
         if part == "self_attn":
             head_dim = hidden // heads
@@ -333,7 +339,8 @@ def convert_official(
         else:
             state[target] = tensor
     if unknown:
-        raise CheckpointError(f"{source}: unexpected tensors for {name.split('@')[0]}: {', '.join(sorted(unknown)[:5])}")
+        listed = ", ".join(sorted(unknown)[:5])
+        raise CheckpointError(f"{source}: unexpected tensors for {name.split('@')[0]}: {listed}")
     if hier:
         missing = [f"L{i + 1}_init" for i in range(HIER6_LATENTS) if i not in hier]
         if missing:
@@ -396,7 +403,8 @@ def _dataset_sizes(data_dir: str | Path) -> dict[str, int]:
         raise DataError(f"{path}: missing; --data must be the dataset folder the checkpoint was trained on") from None
     except ValueError as exc:
         raise DataError(f"{path}: not a dataset.json ({exc.__class__.__name__})") from None
-    return {"vocab_size": meta.vocab_size, "seq_len": meta.seq_len, "num_puzzle_identifiers": meta.num_puzzle_identifiers}
+    return {"vocab_size": meta.vocab_size, "seq_len": meta.seq_len,
+            "num_puzzle_identifiers": meta.num_puzzle_identifiers}
 
 
 def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
@@ -464,7 +472,9 @@ def load_official_checkpoint(
 def convert_command(checkpoint, config_path, out, data_dir, vocab_size, seq_len) -> None:
     """Convert an official TRM/HRM checkpoint (a step_N file) to a trmzoo model folder."""
     try:
-        model = load_official_checkpoint(checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len)
+        model = load_official_checkpoint(
+            checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len
+        )
         save_pretrained(model, out)
     except TrmzooError as exc:
         raise click.ClickException(str(exc)) from None
