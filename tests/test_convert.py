@@ -115,7 +115,7 @@ def test_round_trip_through_an_official_run_folder(tmp_path, variant):
     write_identifiers(run / "data", ["<blank>", "puzzle_a"])
     loaded = load_official_checkpoint(run / "step_12", run / "all_config.yaml", data_dir=run / "data")
     assert loaded.config == model.config
-    assert loaded.meta["embedding_fingerprint"] == embedding_fingerprint(["<blank>", "puzzle_a"])
+    assert loaded.meta["data"]["embedding_fingerprint"] == embedding_fingerprint(["<blank>", "puzzle_a"])
     _same_outputs(model, loaded)
 
 

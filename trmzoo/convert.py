@@ -456,7 +456,7 @@ def load_official_checkpoint(
     model = convert_official(read_official_checkpoint(path), arch, **sizes, source=str(path))
     model.meta["source_checkpoint"] = Path(path).name
     if data_dir is not None and (Path(data_dir) / "identifiers.json").exists():
-        model.meta["embedding_fingerprint"] = embedding_fingerprint(read_identifiers(data_dir))
+        model.meta["data"] = {"embedding_fingerprint": embedding_fingerprint(read_identifiers(data_dir))}
     return model
 
 
