@@ -62,7 +62,7 @@ def test_unknown_backbone_kind_lists_the_known_ones(tmp_path):
 
 def test_duplicate_yaml_key_is_rejected_with_its_line(tmp_path):
     path = write(tmp_path, BASE + "train:\n  seed: 3\n")
-    with pytest.raises(RecipeError, match=r"line 14.*duplicate key 'train' \(first at line 12\)"):
+    with pytest.raises(RecipeError, match=r"line 13: duplicate key 'train' \(first at line 11\)"):
         load_recipe(path)
 
 

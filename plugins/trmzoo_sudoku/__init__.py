@@ -56,7 +56,8 @@ class SudokuConfig(TaskConfig):
         if self.source == "hub" and (self.box_rows, self.box_cols) != (3, 3):
             raise ValueError("source 'hub' (Sudoku-Extreme) has 3x3 boxes only")
         unused = HUB_ONLY if self.source == "generate" else GENERATE_ONLY
-        stray = [name for name in unused if name in self.model_fields_set]
+        # A value equal to the default is no choice (resolved recipes spell every default out).
+        stray = [name for name in unused if getattr(self, name) != type(self).model_fields[name].default]
         if stray:
             raise ValueError(f"{', '.join(stray)} only apply to the other source than {self.source!r}")
         if self.givens is not None and not 0 <= self.givens[0] <= self.givens[1] < n * n:
