@@ -82,3 +82,27 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
     if len(identifiers) != config.num_puzzle_identifiers:
         raise DataError(f"{data_dir}: {len(identifiers)} puzzle identifiers, {name}'s puzzle table has "
                         f"{config.num_puzzle_identifiers} rows; {how}")
+
+
+def task_of(model: RecursiveModel):
+    """The task a loaded model was trained for, built from the config it records."""
+    from trmzoo.registry import lookup
+
+    task_cfg = model.meta.get("task")
+    if not task_cfg or "name" not in task_cfg:
+        raise TrmzooError("this model does not record its task; it cannot read puzzles or pick an evaluator")
+    entry = lookup("task", task_cfg["name"])
+    return entry.task_cls(entry.task_cls.Config.model_validate(task_cfg))
+
+
+def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool = False):
+    """Solve one puzzle given as text (or a file path) in the model's task format.
+
+    Returns a :class:`trmzoo.Solution`: the predicted tokens, the rendered ``text``, the
+    supervision steps used, sigmoid(q_halt), and the answer after every step (``trace``).
+    """
+    if not isinstance(model, RecursiveModel):
+        model = load(model)
+    task = task_of(model)
+    text = Path(puzzle).read_text() if len(puzzle) < 4096 and Path(puzzle).is_file() else puzzle
+    return task.solve(model, task.parse(text), early_exit=early_exit)

@@ -98,6 +98,7 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 def eval_command(model, data_dir, early_exit, max_puzzles, batch_size, device, as_json):
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split."""
     import trmzoo
+    from trmzoo.api import task_of
     from trmzoo.evaluate import evaluate
     from trmzoo.train.distributed import local_device
     from trmzoo.train.trainer import make_task
@@ -105,7 +106,7 @@ def eval_command(model, data_dir, early_exit, max_puzzles, batch_size, device, a
 
     loaded = trmzoo.load(model)
     loaded.to(local_device(device))
-    task = _task_of(loaded)
+    task = task_of(loaded)
     if data_dir is None:
         recipe_file = Path(model) / "recipe.yaml"
         if not recipe_file.exists():
@@ -119,16 +120,6 @@ def eval_command(model, data_dir, early_exit, max_puzzles, batch_size, device, a
         _print_metrics(metrics)
 
 
-def _task_of(model):
-    from trmzoo.registry import lookup
-
-    task_cfg = model.meta.get("task")
-    if not task_cfg:
-        raise TrmzooError("this model does not record its task; it cannot parse puzzles or pick an evaluator")
-    entry = lookup("task", task_cfg["name"])
-    return entry.task_cls(entry.task_cls.Config.model_validate(task_cfg))
-
-
 @cli.command()
 @click.argument("model")
 @click.argument("puzzle")
@@ -139,8 +130,10 @@ def solve(model, puzzle, early_exit, as_json, trace):
     """Solve one PUZZLE (text or file, in the task's format) with MODEL."""
     import trmzoo
 
+    from trmzoo.api import task_of
+
     loaded = trmzoo.load(model)
-    task = _task_of(loaded)
+    task = task_of(loaded)
     parsed = task.parse(Path(puzzle).read_text() if Path(puzzle).is_file() else puzzle)
     solution = task.solve(loaded, parsed, early_exit=early_exit)
     if trace:
