@@ -18,8 +18,10 @@ DATA = Path(__file__).parent / "data"
 
 # Tiny builds that need no network; the tasks' own tests cover their full-size data.
 TASKS = {
-    "sudoku": ("sudoku", "exact_accuracy", {"box_rows": 2, "box_cols": 2, "num_train": 4, "num_test": 3, "givens": [6, 10]}),
-    "maze": ("maze", "exact_accuracy", {"source": "generate", "size": 7, "min_path_length": 4, "num_train": 4, "num_test": 3}),
+    "sudoku": ("sudoku", "exact_accuracy",
+               {"box_rows": 2, "box_cols": 2, "num_train": 4, "num_test": 3, "givens": [6, 10]}),
+    "maze": ("maze", "exact_accuracy",
+             {"source": "generate", "size": 7, "min_path_length": 4, "num_train": 4, "num_test": 3}),
     "arc": ("arc", "pass@1", {"source": str(DATA / "arc"), "subsets": ["training", "evaluation"], "num_aug": 1}),
 }
 

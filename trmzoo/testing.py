@@ -290,7 +290,8 @@ def check_parse_render(task: Task, texts: list[str], *, roundtrip: bool = True) 
         if roundtrip:
             drawn = task.render(puzzle.inputs, puzzle)
             again = task.parse(drawn)
-            assert np.array_equal(again.inputs, puzzle.inputs), f"parse(render(puzzle)) differs from the puzzle:\n{drawn}"
+            assert np.array_equal(again.inputs, puzzle.inputs), \
+                f"parse(render(puzzle)) differs from the puzzle:\n{drawn}"
         puzzles.append(puzzle)
     try:
         task.parse("?? not a puzzle ??")

@@ -69,7 +69,8 @@ def test_too_many_puzzles_asked_is_a_one_line_error(tmp_path):
     ("Q...../....../....../......", r"^4 rows, expected 6"),
     (".Q..../...../....../....../....../......", r"^row 2: 5 cells, expected 6$"),
     (".Q..../....x./....../....../....../......", r"^row 2, column 5: unknown character 'x'"),
-    (".Q..../....../...Q../....../....../......", r"^row 3, column 4: this queen attacks the queen at row 1, column 2 \(same diagonal\)$"),
+    (".Q..../....../...Q../....../....../......",
+     r"^row 3, column 4: this queen attacks the queen at row 1, column 2 \(same diagonal\)$"),
     ("Q...../....../....../....../....../......", r"^no placement of 6 non-attacking queens contains the 1 given$"),
 ])
 def test_parse_errors_name_the_position(text, message):
