@@ -300,4 +300,11 @@ def test_eval_prints_the_task_metrics_of_a_run(base_run):
 
 def test_tensorboard_events_when_installed(base_run):
     pytest.importorskip("torch.utils.tensorboard", reason="TensorBoard is optional")
-    assert list((base_run / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(base_run / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == [3, 6, 9, 12]
+    assert [e.step for e in events.Scalars("eval/exact_accuracy")] == [6, 12]
+    last = [r for r in read_metrics(base_run) if "loss" in r][-1]
+    assert events.Scalars("loss")[-1].value == pytest.approx(last["loss"], abs=1e-5)
