@@ -20,6 +20,7 @@ import torch.distributed as dist
 class DistInfo:
     rank: int = 0
     world_size: int = 1
+    owns_group: bool = False  # the process group was created by init_distributed
 
     @property
     def is_main(self) -> bool:
@@ -33,9 +34,17 @@ def init_distributed(device: torch.device) -> DistInfo:
         return DistInfo()
     if device.type == "cuda":
         torch.cuda.set_device(device)  # object collectives and NCCL use the current device
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), owns_group=owns)
+
+
+def shutdown(info: DistInfo) -> None:
+    """Leave the process group together (a process exiting while another still talks can abort it)."""
+    if info.owns_group and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def broadcast_state(module: torch.nn.Module, info: DistInfo) -> None:

@@ -156,6 +156,7 @@ class Trainer:
         return {
             "architecture": self.recipe.model.model_dump().get("preset") or "custom",
             "task": self.recipe.task.model_dump(mode="json"),
+            "data_dir": str(self.data_dir.resolve()),
             "data": {
                 "build_fingerprint": build_fingerprint(self.data_dir),
                 "embedding_fingerprint": embedding_fingerprint(identifiers),
@@ -331,7 +332,8 @@ class Trainer:
                 metrics = evaluate(
                     self.model, self.data_dir, self.task,
                     batch_size=cfg.batch_size or self.recipe.train.global_batch_size,
-                    early_exit=cfg.early_exit, max_examples=cfg.max_puzzles, progress=self.progress, dist=self.dist,
+                    early_exit=cfg.early_exit, max_puzzles=cfg.max_puzzles, evaluator_options=cfg.evaluator_options,
+                    submission=self.run_dir / "submission.json", progress=self.progress, dist=self.dist,
                 )
         finally:
             if use_ema:
@@ -461,4 +463,6 @@ def train(
         _atomic(run_dir / "recipe.yaml", lambda tmp: tmp.write_text(dump_recipe(recipe)))
     if resume:
         trainer.restore()
-    return trainer.fit()
+    metrics = trainer.fit()
+    D.shutdown(trainer.dist)  # on an error, torchrun ends the other processes instead
+    return metrics
