@@ -133,7 +133,7 @@ def test_eval_batches_in_order_with_padding():
     assert last["labels"][1:].eq(-100).all()
     assert last["puzzle_identifiers"][1:].tolist() == [5, 5, 5]
     assert last["puzzle_identifiers"][0] == 27  # example 8 belongs to puzzle 2
-    assert [r for _, r in eval_batches(meta, arrays, batch_size=4, max_examples=5)] == [4, 1]
+    assert [r for _, r in eval_batches(meta, arrays, batch_size=4, rows=np.arange(5))] == [4, 1]
 
 
 @pytest.mark.parametrize("batch_size", [4, 5])

@@ -104,5 +104,4 @@ def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool =
     if not isinstance(model, RecursiveModel):
         model = load(model)
     task = task_of(model)
-    text = Path(puzzle).read_text() if len(puzzle) < 4096 and Path(puzzle).is_file() else puzzle
-    return task.solve(model, task.parse(text), early_exit=early_exit)
+    return task.solve(model, task.parse(puzzle), early_exit=early_exit)

@@ -91,14 +91,17 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @click.argument("model")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Dataset folder (default: the run's).")
 @click.option("--early-exit", is_flag=True, help="Stop each sample once its halting signal fires.")
-@click.option("--max-puzzles", type=int, help="Evaluate only the first N test examples.")
+@click.option("--max-puzzles", type=int, help="Evaluate only the first N test puzzles.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Task-specific evaluator option, e.g. max_augmentations=8 for ARC.")
+@click.option("--submission", type=click.Path(dir_okay=False), help="Write a submission file (ARC: Kaggle format).")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def eval_command(model, data_dir, early_exit, max_puzzles, batch_size, device, as_json):
+def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, batch_size, device, as_json):
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split."""
     import trmzoo
-    from trmzoo.api import task_of
+    from trmzoo.api import check_data_compatible, task_of
     from trmzoo.evaluate import evaluate
     from trmzoo.train.distributed import local_device
     from trmzoo.train.trainer import make_task
@@ -112,8 +115,15 @@ def eval_command(model, data_dir, early_exit, max_puzzles, batch_size, device, a
         if not recipe_file.exists():
             raise TrmzooError(f"{model}: not a run folder; pass --data DIR")
         data_dir = recipe_cls().model_validate(read_yaml(recipe_file)).data.dir
-    metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit,
-                       max_examples=max_puzzles, progress=not as_json)
+    evaluator_options = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            raise TrmzooError(f"--option {option!r}: expected KEY=VALUE")
+        evaluator_options[key.strip()] = yaml.safe_load(value)
+    check_data_compatible(loaded, data_dir)
+    metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit, max_puzzles=max_puzzles,
+                       evaluator_options=evaluator_options, submission=submission, progress=not as_json)
     if as_json:
         _echo_json(metrics)
     else:
@@ -134,7 +144,7 @@ def solve(model, puzzle, early_exit, as_json, trace):
 
     loaded = trmzoo.load(model)
     task = task_of(loaded)
-    parsed = task.parse(Path(puzzle).read_text() if Path(puzzle).is_file() else puzzle)
+    parsed = task.parse(puzzle)  # a task reads text or a file path (ARC keeps the file name as task id)
     solution = task.solve(loaded, parsed, early_exit=early_exit)
     if trace:
         from trmzoo.plot import draw_trace

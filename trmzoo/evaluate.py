@@ -32,12 +32,18 @@ def evaluate(
     *,
     batch_size: int = 256,
     early_exit: bool = False,
-    max_examples: int | None = None,
+    max_puzzles: int | None = None,
+    evaluator_options: dict | None = None,
+    submission: str | Path | None = None,
     progress: bool = False,
     dist: DistInfo = DistInfo(),
 ) -> dict[str, float]:
     """Score ``model`` on the test split of ``data_dir`` with the task's evaluator.
 
+    ``max_puzzles`` keeps the first puzzles (the evaluator decides which examples they
+    are: for ARC all augmented versions of the first tasks); ``evaluator_options`` go to
+    ``task.evaluator`` (ARC: ``max_augmentations``, ``pool_votes``); ``submission`` asks
+    an evaluator that can write one (ARC) for a ``submission.json``.
     Returns the evaluator's metrics plus ``mean_steps`` (supervision steps used per example).
     Under torchrun (``dist``) each process runs its slice of every batch; the slices go to
     rank 0 in order, so its evaluator sees what one process would, and every process
@@ -46,11 +52,17 @@ def evaluate(
     was_training = model.training
     model.eval()
     metadata, arrays = read_split(data_dir, "test", mmap=True)
-    evaluator = task.evaluator(Path(data_dir)) if dist.is_main else None
+    options = dict(evaluator_options or {})
+    if max_puzzles is not None:
+        options["max_puzzles"] = max_puzzles
+    evaluator = task.evaluator(Path(data_dir), **options)
+    rows = evaluator.example_indices()
+    if rows is None:
+        rows = np.arange(len(arrays.inputs))[:max_puzzles]
     device = _device(model)
     steps_used, examples = 0.0, 0
-    total = len(arrays.inputs) if max_examples is None else min(max_examples, len(arrays.inputs))
-    batches = eval_batches(metadata, arrays, batch_size=batch_size, max_examples=max_examples,
+    total = len(rows)
+    batches = eval_batches(metadata, arrays, batch_size=batch_size, rows=rows,
                            rank=dist.rank, world_size=dist.world_size)
     per_batch = -(-batch_size // dist.world_size) * dist.world_size
     bar = tqdm(batches, total=-(-total // per_batch), disable=not (progress and dist.is_main), desc="eval", leave=False)
@@ -68,7 +80,11 @@ def evaluate(
                 steps_used += float(steps.sum())
                 examples += len(steps)
     model.train(was_training)
-    metrics = {**evaluator.result(), "mean_steps": steps_used / max(examples, 1)} if dist.is_main else None
+    metrics = None
+    if dist.is_main:
+        metrics = {**evaluator.result(), "mean_steps": steps_used / max(examples, 1)}
+        if submission is not None and hasattr(evaluator, "write_submission"):
+            evaluator.write_submission(submission)
     return broadcast_from_main(metrics, dist)
 
 

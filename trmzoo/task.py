@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from trmzoo.core.supervision import IGNORE_LABEL
+
 
 class TaskConfig(BaseModel):
     """Base of a task's recipe section: its build options."""
@@ -56,19 +58,24 @@ class Evaluator:
     def result(self) -> dict[str, float]:
         raise NotImplementedError
 
+    def example_indices(self):
+        """The test examples to run, in order (None: all of them, or the first ``max_puzzles``)."""
+        return None
+
 
 class GridEvaluator(Evaluator):
-    """Exact accuracy (every supervised cell right) and token accuracy, per test example."""
+    """Exact accuracy (every supervised cell right) and token accuracy, per test example.
 
-    def __init__(self, ignore_label_id: int | None = 0) -> None:
-        self.ignore = ignore_label_id
+    Labels arrive as the loader collates them: unsupervised cells hold -100."""
+
+    def __init__(self) -> None:
         self.count = 0
         self.exact = 0.0
         self.tokens = 0.0
 
     def update(self, batch, preds, q_halt):
         labels = batch["labels"]
-        mask = labels != self.ignore if self.ignore is not None else np.ones_like(labels, dtype=bool)
+        mask = labels != IGNORE_LABEL
         counts = mask.sum(-1)
         keep = counts > 0
         right = (preds == labels) & mask
@@ -113,7 +120,8 @@ class Task:
         raise NotImplementedError
 
     # -- evaluation ------------------------------------------------------------------------
-    def evaluator(self, data_dir: Path) -> Evaluator:
+    def evaluator(self, data_dir: Path, **options) -> Evaluator:
+        """The test-split scorer; ``options`` are task-specific (``max_puzzles`` always comes)."""
         return GridEvaluator()
 
     # -- single puzzles --------------------------------------------------------------------

@@ -109,21 +109,23 @@ class TrainBatches:
 
 
 def eval_batches(
-    metadata: DatasetMetadata, arrays: SplitArrays, *, batch_size: int, max_examples: int | None = None,
+    metadata: DatasetMetadata, arrays: SplitArrays, *, batch_size: int, rows: np.ndarray | None = None,
     rank: int = 0, world_size: int = 1,
 ) -> Iterator[tuple[dict[str, torch.Tensor], int]]:
-    """Test examples in order as (batch, number of real rows); the last batch is padded.
+    """Test examples in order (all, or the example indices ``rows``) as (batch, number of real
+    rows); the last batch is padded.
 
     With several processes each global batch of ``batch_size`` (rounded up to a multiple
     of ``world_size``) is cut into consecutive slices, one per rank, so the slices of all
     ranks, taken in rank order, are the examples in order.
     """
-    total = len(arrays.inputs) if max_examples is None else min(max_examples, len(arrays.inputs))
+    rows = np.arange(len(arrays.inputs)) if rows is None else np.asarray(rows)
+    total = len(rows)
     example_puzzle = np.repeat(np.arange(len(arrays.puzzle_identifiers)), np.diff(arrays.puzzle_indices))
     local = -(-batch_size // world_size)
     for start in range(0, total, local * world_size):
         lo = min(start + rank * local, total)
         hi = min(lo + local, total)
-        rows = np.arange(lo, hi)
-        yield collate(metadata, arrays.inputs[rows], arrays.labels[rows],
-                      arrays.puzzle_identifiers[example_puzzle[rows]], local), hi - lo
+        picked = rows[lo:hi]
+        yield collate(metadata, arrays.inputs[picked], arrays.labels[picked],
+                      arrays.puzzle_identifiers[example_puzzle[picked]], local), hi - lo
