@@ -36,6 +36,9 @@ class TrainConfig(Strict):
     global_batch_size: int = 768
     max_steps: int | None = None
     """Total optimizer steps; when unset, derived from ``epochs`` as the official code does."""
+    time_budget_s: float | None = None
+    """Also stop after this many seconds of training in this process, then save and evaluate as at
+    the end (equal wall-clock comparisons; the learning-rate schedule still follows ``max_steps``)."""
     epochs: int = 1
     lr: float = 1.0e-4
     lr_warmup_steps: int = 2000
@@ -71,6 +74,9 @@ class EvalConfig(Strict):
     batch_size: int | None = None
     """Test batch size (default: the training global batch size)."""
     max_puzzles: int | None = None
+    """Evaluate only the first puzzles of the test split (ARC: all versions of the first tasks)."""
+    evaluator_options: dict[str, Any] = {}
+    """Task-specific evaluator options (ARC: ``max_augmentations``, ``pool_votes``)."""
     early_exit: bool = False
     """Stop each sample once its halting signal fires instead of running all steps."""
     use_ema: bool = True
