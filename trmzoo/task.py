@@ -16,6 +16,30 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from trmzoo.core.supervision import IGNORE_LABEL
+from trmzoo.errors import PuzzleError
+
+
+def read_puzzle_text(text: str) -> tuple[str, str | None]:
+    """A puzzle given inline or as a file path: ``(text, path)``, path None for inline text.
+
+    One line naming an existing file is read; anything else is taken as the puzzle itself.
+    """
+    candidate = text.strip()
+    if "\n" in candidate or not candidate or len(candidate) > 1024:
+        return text, None
+    path = Path(candidate)
+    try:
+        if not path.is_file():
+            return text, None
+        return path.read_text(), str(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PuzzleError(f"{path}: cannot read the puzzle ({exc})") from None
+
+
+def quote(text: str, limit: int = 40) -> str:
+    """A short one-line rendering of user text for error messages."""
+    flat = text.replace("\n", "\\n")
+    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
 
 
 class TaskConfig(BaseModel):

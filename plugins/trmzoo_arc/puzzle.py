@@ -18,6 +18,7 @@ import torch
 from trmzoo import Puzzle, Solution
 from trmzoo.data import embedding_fingerprint, read_identifiers
 from trmzoo.errors import CheckpointError, DataError, PuzzleError
+from trmzoo.task import quote, read_puzzle_text
 
 from trmzoo_arc.build import BLANK
 from trmzoo_arc.evaluate import Ballot, sigmoid64
@@ -56,16 +57,11 @@ def parse_puzzle(text: str) -> Puzzle:
     """Read a task from a JSON file path or JSON text; the task id is the file name (or the single
     key of a Kaggle-style ``{"<id>": {...}}`` object)."""
     task_id, where = None, "puzzle"
-    stripped = text.lstrip()
-    if not stripped.startswith(("{", "[")):
-        path = Path(text.strip())
-        if not path.is_file():
-            raise PuzzleError(f"{path}: no such file (give a task JSON file or JSON text)")
-        task_id, where = path.stem, str(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise PuzzleError(f"{path}: cannot read ({exc.strerror})") from None
+    text, path = read_puzzle_text(text)
+    if path is not None:
+        task_id, where = Path(path).stem, path
+    elif not text.lstrip().startswith(("{", "[")):
+        raise PuzzleError(f"{quote(text.strip())}: no such file, and not JSON (give a task JSON file or JSON text)")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

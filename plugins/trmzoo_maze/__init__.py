@@ -18,6 +18,7 @@ from pydantic import Field
 from tqdm import tqdm
 
 from trmzoo import Puzzle, Task, TaskConfig, hookimpl
+from trmzoo.task import quote, read_puzzle_text
 from trmzoo.data import DatasetMetadata, SplitArrays, write_identifiers, write_split
 from trmzoo.data.grids import dihedral, inverse_dihedral
 from trmzoo.errors import DataError, HubError, PuzzleError
@@ -160,17 +161,11 @@ class MazeTask(Task):
     def parse(self, text: str) -> Puzzle:
         """A maze as ``size`` rows of ``#`` wall, space or ``.`` open, one ``S`` and one ``G``; or a file of it."""
         size = self.config.size
-        where = "maze"
-        if "\n" not in text.strip():
-            path = Path(text.strip()).expanduser()
-            if not path.is_file():
-                raise PuzzleError(f"{text.strip()!r} is neither a maze file nor a {size}x{size} grid "
-                                  "of '#', ' ', 'S', 'G'")
-            try:
-                text = path.read_text()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PuzzleError(f"{path}: cannot read the maze ({exc})") from None
-            where = str(path)
+        text, path = read_puzzle_text(text)
+        where = path or "maze"
+        if path is None and "\n" not in text.strip():
+            raise PuzzleError(f"{quote(text.strip())} is neither a maze file nor a {size}x{size} grid "
+                              "of '#', ' ', 'S', 'G'")
         rows = text.splitlines()
         while rows and rows[0] == "":
             rows.pop(0)

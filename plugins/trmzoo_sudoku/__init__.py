@@ -17,7 +17,7 @@ import trmzoo
 from trmzoo import hookimpl
 from trmzoo.data import write_identifiers, write_split
 from trmzoo.errors import DataError, PuzzleError
-from trmzoo.task import Puzzle, Task, TaskConfig
+from trmzoo.task import Puzzle, Task, TaskConfig, read_puzzle_text
 from trmzoo_sudoku.build import generate_puzzles, metadata, read_csv_split, split_arrays
 from trmzoo_sudoku.solver import geometry
 from trmzoo_sudoku.symmetry import Transform, random_transform
@@ -123,9 +123,8 @@ class SudokuTask(Task):
     # -- single puzzles --------------------------------------------------------------------
     def parse(self, text: str) -> Puzzle:
         """A grid as N*N characters (digits, '.' or '0' for blanks; spaces, '|', '-', '+' ignored), or a file."""
-        where = "puzzle"
-        if "\n" not in text and len(text) < 4096 and Path(text).is_file():
-            where, text = text, Path(text).read_text()
+        text, path = read_puzzle_text(text)
+        where = path or "puzzle"
         n = self.size
         cells = [ch for ch in text if ch not in SEPARATORS]
         if len(cells) != n * n:
