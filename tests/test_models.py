@@ -1,0 +1,92 @@
+"""Named models: official parameter counts, on what create_model and load return; the inference API."""
+
+import pytest
+import torch
+
+import trmzoo
+
+OFFICIAL_COUNTS = {
+    "trm_sudoku_mlp": 5_028_866,
+    "trm_sudoku_att": 6_828_034,
+    "trm_maze_att": 6_822_914,
+    "trm_arc_att": 6_829_058,
+    "trm_maze_mlp": 18_795_522,
+}
+
+
+def count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_COUNTS))
+def test_official_parameter_counts_exclude_the_puzzle_table(name):
+    with torch.device("meta"):
+        model = trmzoo.create_model(name, num_puzzle_identifiers=1000)
+    assert count(model) == OFFICIAL_COUNTS[name]
+    assert model.puzzle_emb.weight.shape == (1000, 512)  # a buffer: not a parameter
+
+
+def test_loaded_model_has_the_same_count(tmp_path):
+    model = trmzoo.create_model("trm_sudoku_mlp")
+    trmzoo.save_pretrained(model, tmp_path / "w")
+    loaded = trmzoo.load(tmp_path / "w")
+    assert count(loaded) == OFFICIAL_COUNTS["trm_sudoku_mlp"]
+    assert not loaded.training
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def tiny(**overrides):
+    config = dict(vocab_size=6, seq_len=9, hidden_size=32, puzzle_emb_ndim=32, num_puzzle_identifiers=3,
+                  forward_dtype="float32", backbone={"kind": "attention", "num_heads": 2},
+                  recursion={"kind": "trm", "H_cycles": 2, "L_cycles": 2, "L_layers": 1},
+                  halting={"kind": "bce", "max_steps": 5})
+    config.update(overrides)
+    torch.manual_seed(0)
+    return trmzoo.build_model(config).eval()
+
+
+def batch(size=4):
+    g = torch.Generator().manual_seed(1)
+    return {"inputs": torch.randint(1, 6, (size, 9), generator=g), "puzzle_identifiers": torch.tensor([0, 1, 2, 1][:size])}
+
+
+def test_step_outputs_have_the_official_shapes():
+    model, b = tiny(), batch()
+    carry = model.initial_carry(b)
+    assert carry.halted.all()
+    carry, out = model.step(carry, b)
+    assert out.logits.shape == (4, 9, 6)
+    assert out.y.shape == out.z.shape == (4, 16 + 9, 32)  # prefix positions included
+    assert out.q_halt.dtype == torch.float32 and out.q_halt.shape == (4,)
+    assert (out.steps == 1).all()
+
+
+def test_rollout_matches_repeated_steps_and_can_start_from_given_states():
+    model, b = tiny(), batch()
+    outs = model.rollout(b)
+    assert len(outs) == 5 and outs[-1].halted.all()
+    carry = model.initial_carry(b)
+    for expected in outs:
+        carry, out = model.step(carry, b)
+        torch.testing.assert_close(out.logits, expected.logits)
+    # start one step from the states reached after two steps: same as the third step
+    carry = model.initial_carry(b)
+    carry, _ = model.step(carry, b)
+    carry, _ = model.step(carry, b)
+    restart = model.initial_carry(b)
+    restart.y, restart.z, restart.halted = outs[1].y.clone(), outs[1].z.clone(), torch.zeros(4, dtype=torch.bool)
+    restart.data = {k: v.clone() for k, v in carry.data.items()}
+    _, out = model.step(restart, b)
+    torch.testing.assert_close(out.logits, outs[2].logits)
+
+
+def test_early_exit_stops_samples_whose_signal_fires():
+    model, b = tiny(), batch()
+    with torch.no_grad():  # q_halt is the bias while the weight is zero: every sample halts at once
+        model.q_head.bias[0] = 5.0
+    outs = model.rollout(b, early_exit=True)
+    assert len(outs) == 1 and outs[-1].halted.all()
+    assert (outs[-1].steps == 1).all()
+    full = model.rollout(b)
+    assert len(full) == 5 and (full[-1].steps == 5).all()
