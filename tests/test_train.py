@@ -1,7 +1,6 @@
 """The training engine on tiny generated mazes: exact resume, atomic checkpoints, the
 inner-loop schedule, --init-from, freeze_weights, the NaN guard, autocast, plot and eval."""
 
-import io
 import json
 import signal
 import subprocess
