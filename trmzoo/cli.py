@@ -7,6 +7,7 @@ Every error a user can cause ends in one line on stderr and a non-zero exit;
 from __future__ import annotations
 
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -43,12 +44,11 @@ def cli(debug: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Validate the recipe and build the model without data or training.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(recipe, overrides, out, resume, init_from, dry_run, quiet):
-    """Train RECIPE (a file or the name of a shipped recipe)."""
+    """Train RECIPE (a file or the name of a shipped recipe), or continue a run with --resume."""
     from trmzoo.recipe import resolve_recipe_path
+    from trmzoo.train.trainer import train as run_training
 
     if resume:
-        from trmzoo.train.trainer import train as run_training
-
         metrics = run_training("", overrides=tuple(overrides), resume=resume, progress=not quiet)
     else:
         if recipe is None:
@@ -56,10 +56,9 @@ def train(recipe, overrides, out, resume, init_from, dry_run, quiet):
         path = str(resolve_recipe_path(recipe))
         if dry_run:
             return _dry_run(path, tuple(overrides))
-        from trmzoo.train.trainer import train as run_training
-
         metrics = run_training(path, overrides=tuple(overrides), out=out, init_from=init_from, progress=not quiet)
-    _print_metrics(metrics)
+    if os.environ.get("RANK", "0") == "0":  # one report under torchrun
+        _print_metrics(metrics)
 
 
 def _dry_run(path: str, overrides: tuple[str, ...]) -> None:

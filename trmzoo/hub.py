@@ -252,16 +252,18 @@ TASK_DATASETS = {"sudoku": ["sapientinc/sudoku-extreme"], "maze": ["sapientinc/m
 def count_parameters(directory: str | Path) -> tuple[int, int]:
     """(learned network parameters, puzzle-table values) of a weight folder.
 
-    The network is rebuilt with a one-row table (cheap even for ARC); the table size
-    comes from the safetensors header, so nothing large is read.
+    The network is rebuilt on the meta device (no memory, no random draws); the table
+    size comes from the safetensors header, so nothing large is read.
     """
+    import torch
     from safetensors import safe_open
 
     from trmzoo.factory import build_model
 
     directory = Path(directory)
     args = read_config(directory)["model_args"]
-    network = build_model({**args, "num_puzzle_identifiers": 1})
+    with torch.device("meta"):
+        network = build_model({**args, "num_puzzle_identifiers": 1})
     count = sum(p.numel() for p in network.parameters())
     table = 0
     if (directory / PUZZLE_FILE).exists():

@@ -29,8 +29,12 @@ def read_puzzle_text(text: str) -> tuple[str, str | None]:
         return text, None
     path = Path(candidate)
     try:
-        if not path.is_file():
-            return text, None
+        is_file = path.is_file()
+    except OSError:  # e.g. a name too long to be a path: it is the puzzle itself
+        return text, None
+    if not is_file:
+        return text, None
+    try:
         return path.read_text(), str(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise PuzzleError(f"{path}: cannot read the puzzle ({exc})") from None

@@ -47,7 +47,7 @@ class NQueensEvaluator(GridEvaluator):
     """
 
     def __init__(self, size: int) -> None:
-        super().__init__(ignore_label_id=None)
+        super().__init__()
         self.size = size
         self.valid = 0.0
 
