@@ -44,8 +44,18 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv_proj(h).view(batch, length, 3, self.num_heads, self.head_dim).unbind(2)
         if self.cos is not None:
             q, k = apply_rotary(q, self.cos, self.sin), apply_rotary(k, self.cos, self.sin)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.norm(h + self.o_proj(out.transpose(1, 2).reshape(batch, length, -1)))
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Non-causal attention over [B, H, L, Dh]. On CPU in bf16, PyTorch's fused kernel is 3-4x slower
+    than two batched matmuls with an fp32 softmax (measured in docs/performance.md), so those are
+    used there; everywhere else (fp32, CUDA) the fused kernel, as the official code."""
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
+        return F.scaled_dot_product_attention(q, k, v)
+    scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)
+    return torch.matmul(scores.softmax(dim=-1).to(v.dtype), v)
 
 
 def build(config: AttentionConfig, spec: BackboneSpec, num_layers: int) -> nn.Module:

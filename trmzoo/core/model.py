@@ -9,7 +9,7 @@ policy decides who stops. The carry is detached between steps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import torch
@@ -225,22 +225,20 @@ class RecursiveModel(nn.Module):
         """
         steps = steps or self.halting.max_steps
         carry = carry if carry is not None else self.initial_carry(batch)
-        size = batch["inputs"].shape[0]
-        active = torch.arange(size, device=batch["inputs"].device)
+        active: torch.Tensor | None = None  # rows of ``batch`` still running; None while all are
         outputs: list[StepOutput] = []
-        last: StepOutput | None = None
         for _ in range(steps):
-            sub_carry = carry.index(active)
-            sub_batch = {k: v[active] for k, v in batch.items()}
-            sub_carry, sub_out = self.step(sub_carry, sub_batch, early_exit=early_exit)
-            last = sub_out if last is None else _scatter(last, sub_out, active)
-            outputs.append(last)
-            carry = _scatter_carry(carry, sub_carry, active)
+            sub_batch = batch if active is None else {k: v[active] for k, v in batch.items()}
+            carry, out = self.step(carry, sub_batch, early_exit=early_exit)
+            outputs.append(out if active is None else _scatter(outputs[-1], out, active))
             carry.halted = torch.zeros_like(carry.halted)  # keep each sample's example
             if early_exit:
-                active = active[~sub_out.halted]
-                if active.numel() == 0:
+                stay = ~out.halted
+                if not bool(stay.any()):
                     break
+                if not bool(stay.all()):  # the stopped samples leave the batch
+                    carry = carry.index(stay)
+                    active = (torch.arange(len(stay), device=stay.device) if active is None else active)[stay]
         return outputs
 
 
@@ -254,17 +252,3 @@ def _scatter(full: StepOutput, part: StepOutput, idx: torch.Tensor) -> StepOutpu
             whole[idx] = piece
         values[f.name] = whole if piece is not None else None
     return StepOutput(**values)
-
-
-def _scatter_carry(full: Carry, part: Carry, idx: torch.Tensor) -> Carry:
-    def put(whole, piece):
-        if whole is None:
-            return None
-        whole = whole.clone()
-        whole[idx] = piece
-        return whole
-
-    return replace(
-        full, y=put(full.y, part.y), z=put(full.z, part.z), steps=put(full.steps, part.steps),
-        halted=put(full.halted, part.halted), data={k: put(v, part.data[k]) for k, v in full.data.items()},
-    )
