@@ -59,8 +59,9 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
 
 
 def draw_trace(solution, task, puzzle, out: str | Path) -> Path:
-    """One panel per supervision step with the predicted grid; cells that changed since the
-    previous step are highlighted, and the title shows sigmoid(q_halt)."""
+    """One panel per supervision step with the predicted grid (as the task writes cells);
+    cells that changed since the previous step (since the input, for the first) are
+    highlighted, given cells are bold, and the title shows sigmoid(q_halt)."""
     plt = _pyplot()
     steps = len(solution.trace)
     side = int(round(np.sqrt(len(solution.trace[0]))))
@@ -68,18 +69,19 @@ def draw_trace(solution, task, puzzle, out: str | Path) -> Path:
     rows = -(-steps // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
     given = np.asarray(puzzle.inputs).reshape(side, side)
-    previous = None
+    previous = given
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= steps:
             continue
         grid = solution.trace[i].reshape(side, side)
-        changed = np.zeros_like(grid, dtype=bool) if previous is None else grid != previous
+        changed = grid != previous
         ax.imshow(changed, cmap="Oranges", vmin=0, vmax=1.5)
         for r in range(side):
             for c in range(side):
                 weight = "bold" if given[r, c] == grid[r, c] else "normal"
-                ax.text(c, r, str(int(grid[r, c])), ha="center", va="center", fontsize=max(4, 60 // side), weight=weight)
+                ax.text(c, r, task.cell_text(int(grid[r, c])), ha="center", va="center",
+                        fontsize=max(4, 60 // side), weight=weight)
         ax.set_title(f"step {i + 1}  q={solution.q_trace[i]:.2f}", fontsize=8)
         previous = grid
     fig.tight_layout()

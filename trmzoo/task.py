@@ -161,6 +161,10 @@ class Task:
         """Draw a token sequence as the puzzle's text grid."""
         raise NotImplementedError
 
+    def cell_text(self, token: int) -> str:
+        """How one token is written in a cell of a ``--trace`` picture."""
+        return str(token)
+
     def solve(self, model, puzzle: Puzzle, *, early_exit: bool = False) -> Solution:
         """Run the model on one puzzle; tasks that vote over augmentations override this."""
         from trmzoo.evaluate import solve_single

@@ -83,6 +83,9 @@ class ARCTask(Task):
         return ARCEvaluator(data_dir, max_puzzles=max_puzzles, max_augmentations=max_augmentations,
                             pool_votes=pool_votes)
 
+    def cell_text(self, token: int) -> str:
+        return str(token - 2) if token >= 2 else ""  # colours 0..9; pad and EOS stay blank
+
     def parse(self, text: str):
         return parse_puzzle(text)
 

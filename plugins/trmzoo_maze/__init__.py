@@ -158,6 +158,9 @@ class MazeTask(Task):
         return dihedral(grid, tid).reshape(np.shape(tokens)).copy()
 
     # -- single puzzles --------------------------------------------------------------------
+    def cell_text(self, token: int) -> str:
+        return DRAW[token] if 0 <= token < len(DRAW) else "?"
+
     def parse(self, text: str) -> Puzzle:
         """A maze as ``size`` rows of ``#`` wall, space or ``.`` open, one ``S`` and one ``G``; or a file of it."""
         size = self.config.size

@@ -140,9 +140,12 @@ class SudokuTask(Task):
         _check_givens(digits, self.config.box_rows, self.config.box_cols, where)
         return Puzzle(inputs=digits + 1)
 
+    def cell_text(self, token: int) -> str:
+        return str(token - 1) if 2 <= token <= self.size + 1 else "."
+
     def render(self, tokens: np.ndarray, puzzle: Puzzle) -> str:
         br, bc, n = self.config.box_rows, self.config.box_cols, self.size
-        chars = [str(t - 1) if 2 <= t <= n + 1 else "." for t in np.asarray(tokens).reshape(-1).tolist()]
+        chars = [self.cell_text(t) for t in np.asarray(tokens).reshape(-1).tolist()]
         rule = "-+-".join("-" * (2 * bc - 1) for _ in range(n // bc))
         lines = []
         for r in range(n):

@@ -1,0 +1,58 @@
+"""`trmzoo solve` and `trmzoo.solve` as a user runs them: text or file in, grid out, trace picture, errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import trmzoo
+from trmzoo.cli import cli
+
+PUZZLE = "1...|..3.|.4..|...2"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    model = trmzoo.build_model(dict(
+        vocab_size=6, seq_len=16, hidden_size=32, puzzle_emb_ndim=32, puzzle_emb_len=1, forward_dtype="float32",
+        backbone={"kind": "attention", "num_heads": 2}, recursion={"kind": "trm", "H_cycles": 1, "L_cycles": 1, "L_layers": 1},
+        halting={"kind": "bce", "max_steps": 3},
+    ))
+    model.meta["task"] = {"name": "sudoku", "box_rows": 2, "box_cols": 2}
+    return trmzoo.save_pretrained(model, tmp_path_factory.mktemp("sudoku4") / "weights")
+
+
+def test_python_api_solves_text_and_keeps_every_step(model_dir):
+    solution = trmzoo.solve(str(model_dir), PUZZLE)
+    assert solution.steps == 3 and len(solution.trace) == 3 and len(solution.q_trace) == 3
+    assert solution.tokens.shape == (16,)
+    rows = [line for line in solution.text.splitlines() if any(ch.isdigit() or ch == "." for ch in line)]
+    assert len(rows) == 4  # drawn as a 4x4 grid
+
+
+def test_cli_json_trace_and_file_input(model_dir, tmp_path):
+    puzzle_file = tmp_path / "p.txt"
+    puzzle_file.write_text(PUZZLE.replace("|", "\n"))
+    trace = tmp_path / "trace.png"
+    result = CliRunner().invoke(cli, ["solve", str(model_dir), str(puzzle_file), "--json", "--trace", str(trace)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["steps"] == 3 and len(data["tokens"]) == 16 and 0 <= data["q_halt"] <= 1
+    assert trace.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("puzzle, message", [
+    ("1...", "a 4x4 Sudoku needs 16 cells, got 4"),
+    ("1...|..3.|.4..|..52", "row 4, column 3: '5' is not a digit 1..4"),
+    ("11..|..3.|.4..|...2", "row 1"),
+])
+def test_bad_puzzles_end_in_one_line(model_dir, puzzle, message):
+    result = subprocess.run([sys.executable, "-m", "trmzoo", "solve", str(model_dir), puzzle],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
