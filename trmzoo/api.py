@@ -73,8 +73,7 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
     if model.puzzle_emb is None:
         return
     identifiers = read_identifiers(data_dir)
-    # The trainer records it under "data"; trmzoo.convert (with --data) at the top level.
-    expected = (model.meta.get("data") or {}).get("embedding_fingerprint") or model.meta.get("embedding_fingerprint")
+    expected = (model.meta.get("data") or {}).get("embedding_fingerprint")
     actual = embedding_fingerprint(identifiers)
     if expected and expected != actual:
         raise DataError(f"{data_dir}: puzzle identifiers {actual} are not the build {expected} that {name}'s "

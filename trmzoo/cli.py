@@ -100,7 +100,7 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, batch_size, device, as_json):
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split."""
     import trmzoo
-    from trmzoo.api import check_data_compatible, task_of
+    from trmzoo.api import task_of
     from trmzoo.evaluate import evaluate
     from trmzoo.train.distributed import local_device
     from trmzoo.train.trainer import make_task
@@ -120,7 +120,6 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, 
         if not sep:
             raise TrmzooError(f"--option {option!r}: expected KEY=VALUE")
         evaluator_options[key.strip()] = yaml.safe_load(value)
-    check_data_compatible(loaded, data_dir)
     metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit, max_puzzles=max_puzzles,
                        evaluator_options=evaluator_options, submission=submission, progress=not as_json)
     if as_json:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from trmzoo.api import check_data_compatible
 from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import read_split
 from trmzoo.data.loader import eval_batches
@@ -49,6 +50,7 @@ def evaluate(
     rank 0 in order, so its evaluator sees what one process would, and every process
     returns rank 0's metrics.
     """
+    check_data_compatible(model, data_dir)
     was_training = model.training
     model.eval()
     metadata, arrays = read_split(data_dir, "test", mmap=True)
