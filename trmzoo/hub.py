@@ -31,7 +31,7 @@ from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import CheckpointError, HubError, TrmzooError
 from trmzoo.registry import ModelEntry, PretrainedEntry
 from trmzoo.weights import (
-    CONFIG_FILE, PUZZLE_FILE, PUZZLE_KEY, WEIGHTS_FILE, check_safetensors, load_pretrained_dir, read_config,
+    CONFIG_FILE, PUZZLE_FILE, PUZZLE_KEY, WEIGHTS_FILE, atomic_write, check_safetensors, load_pretrained_dir, read_config,
     save_pretrained,
 )
 
@@ -338,7 +338,8 @@ def model_card(directory: str | Path, *, repo_id: str | None = None, recipe: str
 def write_model_card(directory: str | Path, **kwargs: Any) -> Path:
     """Write ``README.md`` into a weight folder (see :func:`model_card`)."""
     path = Path(directory) / CARD_FILE
-    path.write_text(model_card(directory, **kwargs))
+    text = model_card(directory, **kwargs)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
 
 

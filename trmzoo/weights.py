@@ -27,7 +27,9 @@ PUZZLE_KEY = "puzzle_emb.weight"
 FORMAT_VERSION = 1
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it over ``path``,
+    so a reader or a killed writer never leaves half a file under the real name."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     write(tmp)
     os.replace(tmp, path)
@@ -48,9 +50,9 @@ def save_pretrained(model: RecursiveModel, directory: str | Path, *, extra: dict
     directory.mkdir(parents=True, exist_ok=True)
     network, table = model_state(model)
     meta = {"format": "pt", "trmzoo_version": trmzoo.__version__}
-    _atomic(directory / WEIGHTS_FILE, lambda p: save_file(network, str(p), metadata=meta))
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(network, str(p), metadata=meta))
     if table:
-        _atomic(directory / PUZZLE_FILE, lambda p: save_file(table, str(p), metadata=meta))
+        atomic_write(directory / PUZZLE_FILE, lambda p: save_file(table, str(p), metadata=meta))
     config = {
         "format_version": FORMAT_VERSION,
         "trmzoo_version": trmzoo.__version__,
@@ -59,7 +61,7 @@ def save_pretrained(model: RecursiveModel, directory: str | Path, *, extra: dict
         **{k: v for k, v in model.meta.items() if k != "architecture"},
         **(extra or {}),
     }
-    _atomic(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+    atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
     from trmzoo.hub import write_model_card
 
     write_model_card(directory)

@@ -39,7 +39,7 @@ from trmzoo.registry import lookup
 from trmzoo.task import Task
 from trmzoo.train import distributed as D
 from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at
-from trmzoo.weights import _atomic, load_state_strict, save_pretrained
+from trmzoo.weights import atomic_write, load_state_strict, save_pretrained
 
 RESUME_FILE = "resume.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -382,7 +382,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict() if self.optimizer is not None else {},
                 "ema": self.ema.state_dict() if self.ema is not None else {},
             }
-            _atomic(self.run_dir / RESUME_FILE, lambda tmp: torch.save(resume, tmp))
+            atomic_write(self.run_dir / RESUME_FILE, lambda tmp: torch.save(resume, tmp))
         D.barrier(self.dist)
 
     def restore(self) -> None:
@@ -423,7 +423,7 @@ class Trainer:
         metrics = self.run_dir / METRICS_FILE
         if metrics.exists():
             kept = [json.dumps(r) + "\n" for r in read_metrics(self.run_dir) if r.get("step", 0) <= step]
-            _atomic(metrics, lambda tmp: tmp.write_text("".join(kept)))
+            atomic_write(metrics, lambda tmp: tmp.write_text("".join(kept)))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -460,7 +460,7 @@ def train(
     trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
     if trainer.dist.is_main:  # on --resume, records the overrides given
         run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic(run_dir / "recipe.yaml", lambda tmp: tmp.write_text(dump_recipe(recipe)))
+        atomic_write(run_dir / "recipe.yaml", lambda tmp: tmp.write_text(dump_recipe(recipe)))
     if resume:
         trainer.restore()
     metrics = trainer.fit()
