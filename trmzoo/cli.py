@@ -103,7 +103,6 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, 
     from trmzoo.api import task_of
     from trmzoo.evaluate import evaluate
     from trmzoo.train.distributed import local_device
-    from trmzoo.train.trainer import make_task
     from trmzoo.recipe import read_yaml, recipe_cls
 
     loaded = trmzoo.load(model)
