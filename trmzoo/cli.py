@@ -18,10 +18,6 @@ import yaml
 from trmzoo.errors import TrmzooError
 
 
-class Context:
-    debug = False
-
-
 def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2))
 
@@ -31,7 +27,7 @@ def _echo_json(data) -> None:
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 def cli(debug: bool) -> None:
     """trmzoo: train, evaluate, load and share tiny recursive reasoning models."""
-    Context.debug = debug
+    # --debug is acted on in main(), which must know it before click has parsed anything.
 
 
 # -- training and evaluation ----------------------------------------------------------------
