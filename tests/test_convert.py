@@ -10,9 +10,11 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from trmzoo.cli import cli
+
 import trmzoo
 from trmzoo.convert import (
-    ARCHITECTURES, convert_command, convert_official, load_official_checkpoint, read_official_checkpoint, to_official,
+    ARCHITECTURES, convert_official, load_official_checkpoint, read_official_checkpoint, to_official,
 )
 from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import DatasetMetadata, embedding_fingerprint, write_identifiers
@@ -241,8 +243,8 @@ def test_convert_command_writes_a_loadable_model(tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(DATA / "hrm", folder)
     out = tmp_path / "converted"
-    result = CliRunner().invoke(convert_command, [
-        str(folder / "step_0"), "--config", str(folder / "all_config.yaml"), "--out", str(out), "--data", str(folder),
+    result = CliRunner().invoke(cli, [
+        "convert", str(folder / "step_0"), "--config", str(folder / "all_config.yaml"), "--out", str(out), "--data", str(folder),
     ])
     assert result.exit_code == 0, result.output
     assert "hrm -> trmzoo" in result.output
@@ -255,11 +257,11 @@ def test_convert_command_writes_a_loadable_model(tmp_path):
 
 def test_convert_command_reports_errors_on_one_line(tmp_path):
     folder = DATA / "trm"
-    result = CliRunner().invoke(convert_command, [
-        str(folder / "step_0"), "--config", str(folder / "all_config.yaml"), "--out", str(tmp_path / "o"),
+    result = CliRunner().invoke(cli, [
+        "convert", str(folder / "step_0"), "--config", str(folder / "all_config.yaml"), "--out", str(tmp_path / "o"),
         "--vocab-size", "12", "--seq-len", "16",
     ])
     assert result.exit_code == 1
-    assert result.output.strip().startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    assert result.output.strip().startswith("error: ") and len(result.output.strip().splitlines()) == 1
     assert "vocab_size is 12 in the config but 10 in the weights" in result.output
     assert not (tmp_path / "o").exists()

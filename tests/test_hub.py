@@ -282,17 +282,17 @@ def test_hrm_arc_entry_loads_but_refuses_evaluation():
 def test_push_and_info_commands(fake_hub, tmp_path):
     from click.testing import CliRunner
 
-    from trmzoo.hub import info_command, push_command
+    from trmzoo.cli import cli
 
     trmzoo.save_pretrained(tiny_model(8), tmp_path / "run" / "weights")
-    result = CliRunner().invoke(push_command, [str(tmp_path / "run"), "me/cli", "--revision", "v1"])
+    result = CliRunner().invoke(cli, ["push", str(tmp_path / "run"), "me/cli", "--revision", "v1"])
     assert result.exit_code == 0, result.output
     assert fake_hub.commits[-1]["revision"] == "v1" and "README.md" in fake_hub.commits[-1]["files"]
 
-    result = CliRunner().invoke(info_command, ["trm-arc-7m"])
+    result = CliRunner().invoke(cli, ["info", "trm-arc-7m"])
     assert result.exit_code == 0 and "arcprize/trm_arc_prize_verification" in result.output
     assert "H_cycles=3, L_cycles=4" in result.output
-    result = CliRunner().invoke(info_command, ["trm_sudoku_mlp"])
+    result = CliRunner().invoke(cli, ["info", "trm_sudoku_mlp"])
     assert "5,028,866" in result.output  # the official count, puzzle table excluded
-    result = CliRunner().invoke(push_command, [str(tmp_path / "nowhere"), "me/cli"])
+    result = CliRunner().invoke(cli, ["push", str(tmp_path / "nowhere"), "me/cli"])
     assert result.exit_code != 0 and "nowhere: no such model folder" in result.output

@@ -22,12 +22,31 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-@click.group()
+class UserError(click.ClickException):
+    """A :class:`TrmzooError` on its way out: one line on stderr, exit status 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class ZooGroup(click.Group):
+    """The command group: every user error of every subcommand becomes one line
+    (``--debug`` lets the traceback through)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TrmzooError as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise UserError(str(exc)) from None
+
+
+@click.group(cls=ZooGroup)
 @click.version_option(package_name="trmzoo")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 def cli(debug: bool) -> None:
     """trmzoo: train, evaluate, load and share tiny recursive reasoning models."""
-    # --debug is acted on in main(), which must know it before click has parsed anything.
 
 
 # -- training and evaluation ----------------------------------------------------------------
@@ -329,22 +348,12 @@ def _add_plugin_commands() -> None:
 
 
 def main() -> None:
-    """Entry point: run the CLI, turning user errors into one line."""
-    debug = "--debug" in sys.argv
+    """Entry point: load plugin commands, then run the CLI."""
     try:
         _add_plugin_commands()
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except TrmzooError as exc:
-        if debug:
+    except TrmzooError as exc:  # e.g. two plugins clash: nothing can run until one is disabled
+        if "--debug" in sys.argv:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    cli.main(prog_name="trmzoo")

@@ -25,7 +25,7 @@ import torch
 from trmzoo.core.layers import swiglu_width
 from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import DatasetMetadata, embedding_fingerprint, read_identifiers
-from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
+from trmzoo.errors import CheckpointError, DataError, RecipeError
 from trmzoo.factory import build_model
 from trmzoo.recipe import read_yaml
 from trmzoo.weights import save_pretrained
@@ -471,13 +471,8 @@ def load_official_checkpoint(
 @click.option("--seq-len", type=int, help="Grid tokens without the puzzle prefix, when no --data is given.")
 def convert_command(checkpoint, config_path, out, data_dir, vocab_size, seq_len) -> None:
     """Convert an official TRM/HRM checkpoint (a step_N file) to a trmzoo model folder."""
-    try:
-        model = load_official_checkpoint(
-            checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len
-        )
-        save_pretrained(model, out)
-    except TrmzooError as exc:
-        raise click.ClickException(str(exc)) from None
+    model = load_official_checkpoint(checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len)
+    save_pretrained(model, out)
     cfg = model.config
     click.echo(
         f"{out}: {model.meta['official_arch'].split('@')[0]} -> trmzoo (hidden {cfg.hidden_size},"

@@ -28,7 +28,7 @@ from huggingface_hub import errors as hf_errors
 
 import trmzoo
 from trmzoo.core.model import RecursiveModel
-from trmzoo.errors import CheckpointError, HubError, TrmzooError
+from trmzoo.errors import CheckpointError, HubError
 from trmzoo.registry import ModelEntry, PretrainedEntry
 from trmzoo.weights import (
     CONFIG_FILE, PUZZLE_FILE, PUZZLE_KEY, WEIGHTS_FILE, atomic_write, check_safetensors, load_pretrained_dir, read_config,
@@ -74,10 +74,20 @@ def _hub_errors(repo_id: str, what: str, revision: str | None = None) -> Iterato
     except hf_errors.HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
         raise HubError(f"{where}: the Hub answered HTTP {status} for {what}") from None
-    except OSError as exc:
-        if "Consistency check failed" in str(exc):
+    except Exception as exc:
+        if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
             raise HubError(f"{where}: the download of {what} was cut short; try again") from None
-        raise
+        if not _unreachable(exc):
+            raise
+        raise HubError(f"{where}: cannot reach the Hub at {constants.ENDPOINT} ({exc}); connect (or set "
+                       "HF_ENDPOINT to a mirror, or HF_HUB_OFFLINE=1 to use the cache) and try again") from None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A failure to reach the server at all (DNS, refused, timeout), named alike by the HTTP
+    libraries the hub client has used (requests, httpx, httpx2)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"ConnectError", "ConnectTimeout", "ConnectionError", "NetworkError", "TimeoutException"})
 
 
 def _download(repo_id: str, filename: str, revision: str | None, token: str | None = None,
@@ -424,11 +434,8 @@ def push_command(source: str, repo_id: str, private: bool, revision: str | None,
     """Upload a run folder's weights (or a weight folder, or a pretrained name) with a model card."""
     from trmzoo.api import load
 
-    try:
-        target = source if Path(source).is_dir() else load(source)
-        url = push_to_hub(target, repo_id, private=private, revision=revision, token=token)
-    except TrmzooError as exc:
-        raise click.ClickException(str(exc)) from None
+    target = source if Path(source).is_dir() else load(source)
+    url = push_to_hub(target, repo_id, private=private, revision=revision, token=token)
     click.echo(f"pushed to {url}")
 
 
@@ -436,7 +443,4 @@ def push_command(source: str, repo_id: str, private: bool, revision: str | None,
 @click.argument("name")
 def info_command(name: str) -> None:
     """Show the card of a pretrained entry or a registered model."""
-    try:
-        click.echo(describe(name))
-    except TrmzooError as exc:
-        raise click.ClickException(str(exc)) from None
+    click.echo(describe(name))

@@ -218,7 +218,9 @@ def format_validation_error(exc: ValidationError, data: Any, source: str) -> str
     messages = []
     for err in exc.errors():
         msg = err["msg"]
-        messages.append(f"{_dotted(err['loc'], data)}: {msg[0].lower()}{msg[1:]}")
+        path = _dotted(err["loc"], data)
+        text = f"{msg[0].lower()}{msg[1:]}".removeprefix("value error, ")
+        messages.append(f"{path}: {text}" if path else text)
     return f"{source}: " + "; ".join(messages)
 
 
