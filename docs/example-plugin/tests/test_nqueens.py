@@ -94,5 +94,5 @@ def test_evaluator_counts_a_valid_board_and_rejects_attacks():
 def test_conv1d_refuses_rope_and_even_kernels():
     with pytest.raises(RecipeError, match=r"^model.pos_encodings: rope only acts inside attention"):
         build_model(tiny_model_config(backbone={"kind": "conv1d"}, pos_encodings="rope"))
-    with pytest.raises(RecipeError, match=r"backbone.kernel_size: value error, must be odd"):
+    with pytest.raises(RecipeError, match=r"backbone.kernel_size: must be odd"):
         build_model(tiny_model_config(backbone={"kind": "conv1d", "kernel_size": 4}))
