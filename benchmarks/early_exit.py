@@ -1,6 +1,6 @@
 """Does early exit save compute? Evaluation with and without it on a trained model's test split.
 
-Runs ``trmzoo.evaluate.evaluate`` on the held-out test split with the full number of
+Runs ``trmzoo.evaluate`` on the held-out test split with the full number of
 supervision steps (the official evaluation) and with ``early_exit=True``, and reports
 samples/s (wall clock, data loading and scoring included), exact accuracy, mean steps,
 and the rows the network actually processed (counted with a forward hook, so this
@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 import trmzoo
-from trmzoo.api import task_of
+from trmzoo.factory import task_of
 from trmzoo.data import read_split
-from trmzoo.evaluate import evaluate
+from trmzoo.evaluation import evaluate
 
 
 def run(model, data_dir: Path, task, *, early_exit: bool, batch_size: int, repeats: int) -> dict:

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from trmzoo.recipe import validate_recipe
-from trmzoo.train.trainer import Trainer, make_task, prepare_data
+from trmzoo.factory import create_task
+from trmzoo.train.trainer import Trainer, prepare_data
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def main() -> None:
 
     data_dir = args.out / f"data-sudoku{args.size}-{args.num_train}-{args.num_test}"
     task_recipe = validate_recipe({"model": {}, "task": task_config(args), "data": {"dir": str(data_dir)}})
-    prepare_data(task_recipe, make_task(task_recipe.task), progress=True)
+    prepare_data(task_recipe, create_task(task_recipe.task), progress=True)
 
     total = len(keys) * args.seeds
     print(f"{len(keys)} methods x {args.seeds} seeds, {args.budget_s:.0f} s of training each ({total} runs)")

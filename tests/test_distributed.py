@@ -16,8 +16,9 @@ from safetensors.torch import load_file
 
 from test_train import RECIPE, build_multi_id_maze, same_state
 from trmzoo.recipe import load_recipe
-from trmzoo.train.distributed import DistInfo
-from trmzoo.train.trainer import Trainer, read_metrics, train
+from trmzoo.distributed import DistInfo
+from trmzoo.run import read_metrics
+from trmzoo.train.trainer import Trainer, train
 
 # several puzzle ids per batch, shared between the two halves: the sparse gather matters
 SETS = ("train.max_steps=6", "train.log_interval=2", "train.eval_interval=3", "train.puzzle_emb_lr=0.1",

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import trmzoo
 from trmzoo.data import read_split
 from trmzoo.data.loader import eval_batches
-from trmzoo.evaluate import evaluate
+from trmzoo.evaluation import evaluate
 from trmzoo_attention import attention
 from trmzoo_sudoku import SudokuConfig, SudokuTask
 

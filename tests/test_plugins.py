@@ -19,9 +19,9 @@ def fresh(monkeypatch):
     """Rediscover entry points for this test, and again afterwards."""
     monkeypatch.delenv("TRMZOO_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("TRMZOO_DISABLE_PLUGINS", raising=False)
-    plugins.reset()
+    registry.reset()
     yield
-    plugins.reset()
+    registry.reset()
 
 
 def install_dist(root, dist_name, module_name, source, entry_name=None):

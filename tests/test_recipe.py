@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from trmzoo.cli import cli
 from trmzoo.errors import RecipeError
-from trmzoo.recipe import dump_recipe, load_recipe, read_yaml
+from trmzoo.recipe import dump_recipe, load_recipe
+from trmzoo.yamlio import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))

@@ -20,7 +20,9 @@ from trmzoo.data.format import read_split, write_identifiers, write_split
 from trmzoo.errors import CheckpointError, RecipeError
 from trmzoo.plot import RUN_PANELS, run_figure
 from trmzoo.recipe import dump_recipe, load_recipe
-from trmzoo.train.trainer import Trainer, TrainingError, make_task, read_metrics, train
+from trmzoo.factory import create_task
+from trmzoo.run import read_metrics
+from trmzoo.train.trainer import Trainer, TrainingError, train
 
 RECIPE = Path(__file__).parent / "data" / "recipes" / "maze_tiny.yaml"
 CLI = [sys.executable, "-c", "from trmzoo.cli import main; main()"]
@@ -29,7 +31,7 @@ CLI = [sys.executable, "-c", "from trmzoo.cli import main; main()"]
 def build_multi_id_maze(out: Path) -> Path:
     """The tiny maze data with one puzzle identifier per dihedral version (1..8; 0 is the
     blank), so the sparse puzzle table has several rows to learn."""
-    make_task(load_recipe(RECIPE).task).build(out, progress=False)
+    create_task(load_recipe(RECIPE).task).build(out, progress=False)
     for split in ("train", "test"):
         meta, arrays = read_split(out, split)
         arrays.puzzle_identifiers = (1 + np.arange(len(arrays.puzzle_identifiers)) % 8).astype(np.int32)
@@ -54,7 +56,7 @@ def same_state(a, b, path="") -> list[str]:
 @pytest.fixture(scope="module")
 def maze_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("maze") / "data"
-    make_task(load_recipe(RECIPE).task).build(out, progress=False)
+    create_task(load_recipe(RECIPE).task).build(out, progress=False)
     return out
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from trmzoo import hub
 from trmzoo.core.model import RecursiveModel
-from trmzoo.errors import DataError, HubError, TrmzooError
+from trmzoo.errors import HubError, TrmzooError
+from trmzoo.factory import task_of
+from trmzoo.registry import get_registry
+from trmzoo.run import WEIGHTS_DIR, is_run_dir
 from trmzoo.weights import load_pretrained_dir
 
 
@@ -19,9 +23,6 @@ def load(name_or_path: str | Path, *, revision: str | None = None, token: str | 
     ``hf-hub:org/repo[@revision]``. Hub files are cached; official checkpoints are
     converted once. ``revision`` pins a branch, tag or commit of a pretrained entry.
     """
-    from trmzoo import hub
-    from trmzoo.registry import get_registry
-
     text = str(name_or_path)
     if text.startswith(hub.HUB_PREFIX):
         repo_id, pinned = hub.split_hub_id(text)
@@ -29,8 +30,8 @@ def load(name_or_path: str | Path, *, revision: str | None = None, token: str | 
     explicit_dir = text.startswith("local-dir:")
     path = Path(text.removeprefix("local-dir:"))
     if path.is_dir():
-        if (path / "weights" / "config.json").exists():
-            path = path / "weights"
+        if is_run_dir(path):
+            path = path / WEIGHTS_DIR
         return load_pretrained_dir(path)
     registry = get_registry()
     if not explicit_dir and text in registry.pretrained:
@@ -44,54 +45,6 @@ def load(name_or_path: str | Path, *, revision: str | None = None, token: str | 
     close = difflib.get_close_matches(text, list(registry.pretrained), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see trmzoo.list_models(pretrained=True)"
     raise HubError(f"unknown pretrained model {text!r}{hint}")
-
-
-def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
-    """Refuse a dataset the model cannot be evaluated or fine-tuned on as is.
-
-    Checks vocabulary and sequence length, and for a per-puzzle embedding table the
-    identifiers of the build (their ``embedding_fingerprint``): a table row means a
-    puzzle only in the build it was trained with.
-    """
-    from trmzoo.data import DatasetMetadata, embedding_fingerprint, read_identifiers
-
-    name = model.meta.get("pretrained") or model.meta.get("architecture") or "model"
-    if model.meta.get("eval_refusal"):
-        raise DataError(f"{name}: {model.meta['eval_refusal']}")
-    data_dir = Path(data_dir)
-    how = model.meta.get("data_build") or "rebuild it with the recipe the model was trained with"
-    found = [data_dir / split / "dataset.json" for split in ("test", "train")]
-    meta_path = next((path for path in found if path.exists()), None)
-    if meta_path is None:
-        raise DataError(f"{data_dir}: no test/dataset.json or train/dataset.json; not a built dataset")
-    data = DatasetMetadata.model_validate_json(meta_path.read_text())
-    config = model.config
-    for field in ("vocab_size", "seq_len"):
-        if getattr(data, field) != getattr(config, field):
-            raise DataError(f"{meta_path}: {field} {getattr(data, field)} does not match the model's "
-                            f"{getattr(config, field)}")
-    if model.puzzle_emb is None:
-        return
-    identifiers = read_identifiers(data_dir)
-    expected = (model.meta.get("data") or {}).get("embedding_fingerprint")
-    actual = embedding_fingerprint(identifiers)
-    if expected and expected != actual:
-        raise DataError(f"{data_dir}: puzzle identifiers {actual} are not the build {expected} that {name}'s "
-                        f"puzzle table was trained on; {how}")
-    if len(identifiers) != config.num_puzzle_identifiers:
-        raise DataError(f"{data_dir}: {len(identifiers)} puzzle identifiers, {name}'s puzzle table has "
-                        f"{config.num_puzzle_identifiers} rows; {how}")
-
-
-def task_of(model: RecursiveModel):
-    """The task a loaded model was trained for, built from the config it records."""
-    from trmzoo.registry import lookup
-
-    task_cfg = model.meta.get("task")
-    if not task_cfg or "name" not in task_cfg:
-        raise TrmzooError("this model does not record its task; it cannot read puzzles or pick an evaluator")
-    entry = lookup("task", task_cfg["name"])
-    return entry.task_cls(entry.task_cls.Config.model_validate(task_cfg))
 
 
 def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool = False):

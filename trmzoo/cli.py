@@ -81,14 +81,14 @@ def _dry_run(path: str, overrides: tuple[str, ...]) -> None:
 
     from trmzoo.factory import build_model
     from trmzoo.recipe import load_recipe
-    from trmzoo.train.trainer import make_task, resolved_model_config
+    from trmzoo.factory import create_task, resolve_model_config
 
     recipe = load_recipe(path, overrides)
-    task = make_task(recipe.task)
-    config = resolved_model_config(recipe, task=task)
+    task = create_task(recipe.task)
+    config = resolve_model_config(recipe, task=task)
     with torch.device("meta"):  # shapes only: no memory, no data
         model = build_model(config)
-    params = sum(p.numel() for p in model.parameters())
+    params, _ = model.parameter_counts()
     click.echo(f"{path}: valid; model {params:,} parameters (puzzle table excluded), "
                f"task {task.name}, vocab {config.vocab_size}, seq_len {config.seq_len}")
 
@@ -114,17 +114,19 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, batch_size, device, as_json):
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split."""
-    import trmzoo
-    from trmzoo.api import task_of
-    from trmzoo.evaluate import evaluate
-    from trmzoo.train.distributed import local_device
-    from trmzoo.recipe import read_yaml, recipe_cls
+    from trmzoo.api import load
+    from trmzoo.factory import task_of
+    from trmzoo.evaluation import evaluate
+    from trmzoo.distributed import local_device
+    from trmzoo.recipe import recipe_cls
+    from trmzoo.run import RECIPE_FILE
+    from trmzoo.yamlio import read_yaml
 
-    loaded = trmzoo.load(model)
+    loaded = load(model)
     loaded.to(local_device(device))
     task = task_of(loaded)
     if data_dir is None:
-        recipe_file = Path(model) / "recipe.yaml"
+        recipe_file = Path(model) / RECIPE_FILE
         if not recipe_file.exists():
             raise TrmzooError(f"{model}: not a run folder; pass --data DIR")
         data_dir = recipe_cls().model_validate(read_yaml(recipe_file)).data.dir
@@ -150,11 +152,10 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, 
 @click.option("--trace", type=click.Path(dir_okay=False), help="Draw the answer after every step to this PNG.")
 def solve(model, puzzle, early_exit, as_json, trace):
     """Solve one PUZZLE (text or file, in the task's format) with MODEL."""
-    import trmzoo
+    from trmzoo.api import load
+    from trmzoo.factory import task_of
 
-    from trmzoo.api import task_of
-
-    loaded = trmzoo.load(model)
+    loaded = load(model)
     task = task_of(loaded)
     parsed = task.parse(puzzle)  # a task reads text or a file path (ARC keeps the file name as task id)
     solution = task.solve(loaded, parsed, early_exit=early_exit)
@@ -327,16 +328,82 @@ def _parse_task_options(config_cls, args: list[str]) -> dict:
     return options
 
 
-def _add_core_commands() -> None:
-    """Commands that live beside the code they drive (conversion, Hub)."""
-    from trmzoo.convert import convert_command
-    from trmzoo.hub import info_command, push_command
+# -- conversion and the Hub ---------------------------------------------------------------------
+@cli.command("convert")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The run folder's all_config.yaml.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the trmzoo model to.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False),
+              help="The dataset folder the run trained on (sizes from train/dataset.json).")
+@click.option("--vocab-size", type=int, help="Token vocabulary, when no --data is given.")
+@click.option("--seq-len", type=int, help="Grid tokens without the puzzle prefix, when no --data is given.")
+def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len) -> None:
+    """Convert an official TRM/HRM checkpoint (a step_N file) to a trmzoo model folder."""
+    from trmzoo.convert import load_official_checkpoint
+    from trmzoo.weights import save_pretrained
 
-    for command in (convert_command, push_command, info_command):
-        cli.add_command(command)
+    model = load_official_checkpoint(checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len)
+    save_pretrained(model, out)
+    cfg = model.config
+    click.echo(
+        f"{out}: {model.meta['official_arch'].split('@')[0]} -> trmzoo (hidden {cfg.hidden_size},"
+        f" vocab {cfg.vocab_size}, seq_len {cfg.seq_len}, {cfg.num_puzzle_identifiers} puzzle ids)"
+    )
 
 
-_add_core_commands()
+@cli.command("push")
+@click.argument("source", metavar="RUN_DIR|MODEL")
+@click.argument("repo_id", metavar="ORG/NAME")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--revision", default=None, help="Branch to upload to (created if missing).")
+@click.option("--token", default=None, envvar="HF_TOKEN", help="Hub token (default: the logged-in one).")
+def push(source: str, repo_id: str, private: bool, revision: str | None, token: str | None) -> None:
+    """Upload a run folder's weights (or a weight folder, or a pretrained name) with a model card."""
+    from trmzoo.api import load
+    from trmzoo.hub import push_to_hub
+
+    target = source if Path(source).is_dir() else load(source)
+    url = push_to_hub(target, repo_id, private=private, revision=revision, token=token)
+    click.echo(f"pushed to {url}")
+
+
+@cli.command("info")
+@click.argument("name")
+def info(name: str) -> None:
+    """Show the card of a pretrained entry or a registered model."""
+    click.echo(_describe(name))
+
+
+def _describe(name: str) -> str:
+    """The card of a pretrained entry (by name or alias) or of a registered model, as text."""
+    from trmzoo.factory import create_model
+    from trmzoo.card import HUB_PREFIX
+    from trmzoo.registry import get_registry, lookup
+
+    registry = get_registry()
+    if name in registry.pretrained:
+        model_entry, weights = registry.pretrained[name]
+        rows = [
+            ("weights", f"{model_entry.name}.{weights.name}"), ("aliases", ", ".join(weights.aliases)),
+            ("model", model_entry.name), ("source", f"{HUB_PREFIX}{weights.hub_repo}@{weights.revision}"),
+            ("file", weights.file), ("config", weights.config_file or ""), ("format", weights.format),
+            ("task", weights.task or ""),
+            ("cycles", f"H_cycles={weights.H_cycles}, L_cycles={weights.L_cycles}" if weights.H_cycles else ""),
+            ("score", f"{weights.score} ({weights.score_source})" if weights.score else weights.score_source),
+            ("license", weights.license), ("data", weights.data_build), ("notes", weights.notes),
+            ("evaluation", f"refused: {weights.eval_refusal}" if weights.eval_refusal else ""),
+        ]
+        return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
+    entry = lookup("model", name)
+    model = create_model(name)
+    network, table = model.parameter_counts()
+    weights = [f"{name}.{w.name}" for w in entry.pretrained]
+    rows = [("model", name), ("about", entry.description), ("plugin", entry.plugin),
+            ("parameters", f"{network:,} (puzzle table of {table:,} for {model.config.num_puzzle_identifiers} "
+                           "puzzle id(s) not counted)"),
+            ("weights", ", ".join(weights) or "none published"), ("config", json.dumps(entry.config))]
+    return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
 
 
 def _add_plugin_commands() -> None:

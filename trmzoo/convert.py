@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 
 from trmzoo.core.layers import swiglu_width
@@ -27,8 +26,7 @@ from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import DatasetMetadata, embedding_fingerprint, read_identifiers
 from trmzoo.errors import CheckpointError, DataError, RecipeError
 from trmzoo.factory import build_model
-from trmzoo.recipe import read_yaml
-from trmzoo.weights import save_pretrained
+from trmzoo.yamlio import read_yaml
 
 TRM = "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1"
 TRM_SINGLEZ = "recursive_reasoning.trm_singlez@TinyRecursiveReasoningModel_ACTV1"
@@ -437,7 +435,7 @@ def load_official_checkpoint(
     compared with the config: n and T are not in the weights, and a wrong n runs fine
     while ARC accuracy falls from about 40% to under 4%.
     """
-    config = read_yaml(all_config_yaml_path)
+    config = read_yaml(all_config_yaml_path, what="not an official all_config.yaml (no mapping at the top)")
     arch = config.get("arch")
     if not isinstance(arch, dict):
         raise CheckpointError(f"{all_config_yaml_path}: no arch section; not an official all_config.yaml")
@@ -458,23 +456,3 @@ def load_official_checkpoint(
     if data_dir is not None and (Path(data_dir) / "identifiers.json").exists():
         model.meta["data"] = {"embedding_fingerprint": embedding_fingerprint(read_identifiers(data_dir))}
     return model
-
-
-@click.command("convert")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="The run folder's all_config.yaml.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the trmzoo model to.")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False),
-              help="The dataset folder the run trained on (sizes from train/dataset.json).")
-@click.option("--vocab-size", type=int, help="Token vocabulary, when no --data is given.")
-@click.option("--seq-len", type=int, help="Grid tokens without the puzzle prefix, when no --data is given.")
-def convert_command(checkpoint, config_path, out, data_dir, vocab_size, seq_len) -> None:
-    """Convert an official TRM/HRM checkpoint (a step_N file) to a trmzoo model folder."""
-    model = load_official_checkpoint(checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len)
-    save_pretrained(model, out)
-    cfg = model.config
-    click.echo(
-        f"{out}: {model.meta['official_arch'].split('@')[0]} -> trmzoo (hidden {cfg.hidden_size},"
-        f" vocab {cfg.vocab_size}, seq_len {cfg.seq_len}, {cfg.num_puzzle_identifiers} puzzle ids)"
-    )

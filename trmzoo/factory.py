@@ -1,4 +1,5 @@
-"""Building models from configs and registered names."""
+"""Assembling what a recipe or a saved model names: models from configs and registered names, tasks from
+their configs, and a model config with the dataset's sizes filled in."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pydantic import ValidationError
 
 from trmzoo.core.backbone import BackboneSpec
 from trmzoo.core.model import ModelConfigBase, RecursiveModel
-from trmzoo.errors import RecipeError
+from trmzoo.errors import RecipeError, TrmzooError
 from trmzoo.recipe import _merge, expand_model_preset, format_validation_error, model_config_cls
 from trmzoo.registry import lookup
+from trmzoo.task import Task, TaskConfig
 
 
 def model_config(config: dict | ModelConfigBase, source: str = "model") -> ModelConfigBase:
@@ -29,14 +31,7 @@ def build_model(config: dict | ModelConfigBase) -> RecursiveModel:
     config = model_config(config)
     if config.vocab_size <= 0 or config.seq_len <= 0:
         raise RecipeError("model: vocab_size and seq_len must be set (they come from the dataset when training)")
-    spec = BackboneSpec(
-        hidden_size=config.hidden_size,
-        seq_len=config.seq_len + config.prefix_len,
-        expansion=config.expansion,
-        rms_norm_eps=config.rms_norm_eps,
-        pos_encodings=config.pos_encodings,
-        rope_theta=config.rope_theta,
-    )
+    spec = BackboneSpec.from_config(config)
     backbone = lookup("backbone", config.backbone.kind)
     make_net = lambda num_layers: backbone.build(config.backbone, spec, num_layers)  # noqa: E731
     recursion = lookup("recursion", config.recursion.kind).build(
@@ -54,3 +49,34 @@ def create_model(name: str, **overrides: Any) -> RecursiveModel:
     model = build_model(model_config(_merge(entry.config, overrides), source=name))
     model.meta["architecture"] = name
     return model
+
+
+def create_task(config: TaskConfig) -> Task:
+    """The registered task that ``config`` (a recipe's ``task`` section) names."""
+    return lookup("task", config.name).task_cls(config)
+
+
+def task_of(model: RecursiveModel) -> Task:
+    """The task a loaded model was trained for, built from the config it records."""
+    task_cfg = model.meta.get("task")
+    if not task_cfg or "name" not in task_cfg:
+        raise TrmzooError("this model does not record its task; it cannot read puzzles or pick an evaluator")
+    entry = lookup("task", task_cfg["name"])
+    return entry.task_cls(entry.task_cls.Config.model_validate(task_cfg))
+
+
+def resolve_model_config(recipe: Any, metadata: Any = None, task: Task | None = None) -> ModelConfigBase:
+    """The recipe's model config with the dataset's vocabulary, length and puzzle count filled in
+    (from the dataset's ``metadata``, or without data from the ``task``'s sizes)."""
+    data = recipe.model.model_dump()
+    sizes = (
+        {"vocab_size": metadata.vocab_size, "seq_len": metadata.seq_len,
+         "num_puzzle_identifiers": metadata.num_puzzle_identifiers}
+        if metadata is not None else {"vocab_size": task.vocab_size, "seq_len": task.seq_len}
+    )
+    for key, value in sizes.items():
+        given = data.get(key)
+        if key != "num_puzzle_identifiers" and given not in (0, None, value):
+            raise RecipeError(f"model.{key}: the recipe says {given} but the dataset has {value}")
+        data[key] = value
+    return model_config(data)

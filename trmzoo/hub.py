@@ -1,5 +1,5 @@
 """Pretrained weights on the Hugging Face Hub: download, one-time conversion of official
-checkpoints, model cards and upload.
+checkpoints, and upload with a model card.
 
 Downloads go through ``hf_hub_download`` (its cache, revisions, ``HF_HUB_OFFLINE``,
 ``HF_ENDPOINT``, tokens and progress bars). A checkpoint in the official pickled
@@ -21,23 +21,23 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
-import click
 import huggingface_hub
 from huggingface_hub import HfApi, constants
 from huggingface_hub import errors as hf_errors
 
-import trmzoo
+from trmzoo.card import HUB_PREFIX
+from trmzoo.convert import load_official_checkpoint
 from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import CheckpointError, HubError
 from trmzoo.registry import ModelEntry, PretrainedEntry
+from trmzoo.run import RECIPE_FILE, WEIGHTS_DIR, is_run_dir, last_evaluation
+from trmzoo.version import __version__
 from trmzoo.weights import (
-    CONFIG_FILE, PUZZLE_FILE, PUZZLE_KEY, WEIGHTS_FILE, atomic_write, check_safetensors, load_pretrained_dir, read_config,
-    save_pretrained,
+    CONFIG_FILE, PUZZLE_FILE, WEIGHTS_FILE, check_safetensors, load_pretrained_dir, read_config, save_pretrained,
+    write_card,
 )
 
-HUB_PREFIX = "hf-hub:"
-CARD_FILE = "README.md"
-hf_hub_download = partial(huggingface_hub.hf_hub_download, library_name="trmzoo", library_version=trmzoo.__version__)
+hf_hub_download = partial(huggingface_hub.hf_hub_download, library_name="trmzoo", library_version=__version__)
 
 
 def split_hub_id(text: str) -> tuple[str, str | None]:
@@ -108,7 +108,7 @@ def _repo_files(repo_id: str, revision: str, token: str | None) -> tuple[str, li
     """The commit a revision points to and the files it holds; from the cache when offline."""
     if not constants.HF_HUB_OFFLINE:
         with _hub_errors(repo_id, "the file list", revision):
-            info = HfApi(library_name="trmzoo", library_version=trmzoo.__version__).model_info(
+            info = HfApi(library_name="trmzoo", library_version=__version__).model_info(
                 repo_id, revision=revision, token=token)
         ref = _converted_root(repo_id, "refs") / revision  # remembered for offline use of converted weights
         ref.parent.mkdir(parents=True, exist_ok=True)
@@ -230,8 +230,6 @@ def _load_official(model_entry: ModelEntry, weights: PretrainedEntry, sha: str, 
     target = _converted_root(repo_id, sha) / filename.replace("/", "--")
     if (target / CONFIG_FILE).exists() and not force_download:
         return load_pretrained_dir(target)
-    from trmzoo.convert import load_official_checkpoint
-
     if not weights.config_file:
         raise HubError(f"{model_entry.name}.{weights.name}: an official checkpoint needs its all_config.yaml")
     config_name = _resolve(weights.config_file, files, repo_id, near=filename)
@@ -247,129 +245,31 @@ def _load_official(model_entry: ModelEntry, weights: PretrainedEntry, sha: str, 
     return model
 
 
-# -- model cards and upload --------------------------------------------------------------------
+# -- upload ----------------------------------------------------------------------------------
 
-TRM_CITATION = """@article{jolicoeur2025trm,
-  title   = {Less is More: Recursive Reasoning with Tiny Networks},
-  author  = {Jolicoeur-Martineau, Alexia},
-  journal = {arXiv preprint arXiv:2510.04871},
-  year    = {2025}
-}"""
-
-TASK_DATASETS = {"sudoku": ["sapientinc/sudoku-extreme"], "maze": ["sapientinc/maze-30x30-hard-1k"]}
-
-
-def count_parameters(directory: str | Path) -> tuple[int, int]:
-    """(learned network parameters, puzzle-table values) of a weight folder.
-
-    The network is rebuilt on the meta device (no memory, no random draws); the table
-    size comes from the safetensors header, so nothing large is read.
-    """
-    import torch
-    from safetensors import safe_open
-
-    from trmzoo.factory import build_model
-
-    directory = Path(directory)
-    args = read_config(directory)["model_args"]
-    with torch.device("meta"):
-        network = build_model({**args, "num_puzzle_identifiers": 1})
-    count = sum(p.numel() for p in network.parameters())
-    table = 0
-    if (directory / PUZZLE_FILE).exists():
-        with safe_open(str(directory / PUZZLE_FILE), framework="pt") as f:
-            rows, width = f.get_slice(PUZZLE_KEY).get_shape()
-            table = rows * width
-    return count, table
-
-
-def _last_eval(metrics_path: Path) -> dict[str, Any]:
-    last: dict[str, Any] = {}
-    if metrics_path.exists():
-        for line in metrics_path.read_text().splitlines():
-            record = json.loads(line) if line.strip() else {}
-            if any(k.startswith("eval/") for k in record):
-                last = record
-    return last
-
-
-def model_card(directory: str | Path, *, repo_id: str | None = None, recipe: str | None = None,
-               metrics: dict[str, Any] | None = None, license: str | None = None) -> str:
-    """A README model card for a weight folder: YAML front matter the Hub indexes, then the facts.
-
-    ``license`` defaults to the one recorded in config.json, else MIT (trmzoo's own).
-    """
-    directory = Path(directory)
-    config = read_config(directory)
-    license = license or config.get("license") or "mit"
-    task = config.get("task") or {}
-    task_name = task.get("name", "") if isinstance(task, dict) else str(task)
-    architecture = config.get("architecture") or "custom"
-    data = config.get("data") or {}
-    network, table = count_parameters(directory)
-    tags = ["trmzoo", "tiny-recursive-model", "recursive-reasoning"] + [t for t in (task_name, architecture) if t]
-    spdx = "other" if " " in license else license.lower()  # free text ("see model card") is not an identifier
-    front = ["---", "library_name: trmzoo", f"license: {spdx}", "tags:", *[f"- {t}" for t in tags]]
-    datasets = TASK_DATASETS.get(task_name, [])
-    if datasets:
-        front += ["datasets:", *[f"- {d}" for d in datasets]]
-    front.append("---")
-    name = repo_id or architecture
-    body = [
-        f"# {name}", "",
-        f"A tiny recursive reasoning model (`{architecture}`{f', task `{task_name}`' if task_name else ''}) "
-        "in the trmzoo weight format (config.json, model.safetensors, puzzle_emb.safetensors).", "",
-        "## Usage", "", "```python", "import trmzoo", "",
-        f'model = trmzoo.load("{HUB_PREFIX}{repo_id}")' if repo_id else f'model = trmzoo.load("{directory}")',
-        "```", "",
-    ]
-    if metrics:
-        step = f" (step {metrics['step']})" if "step" in metrics else ""
-        body += ["## Metrics", "", f"Last evaluation{step}:", "", "| metric | value |", "|---|---|"]
-        body += [f"| {k.removeprefix('eval/')} | {v} |" for k, v in metrics.items() if k.startswith("eval/")]
-        body.append("")
-    if recipe:
-        body += ["## Training recipe", "", "```yaml", recipe.rstrip(), "```", ""]
-    body += ["## Data", ""]
-    body += [f"- task: `{task_name or 'unknown'}`"]
-    for key in ("build_fingerprint", "embedding_fingerprint"):
-        if data.get(key):
-            body.append(f"- {key.replace('_', ' ')}: `{data[key]}`")
-    if table:
-        body.append("- the puzzle embedding table only fits the data build with this embedding fingerprint")
-    body += ["", "## Parameters", "",
-             f"- network (learned parameters): {network:,}", f"- puzzle embedding table: {table:,}",
-             f"- total: {network + table:,}", "",
-             "## License", "", f"{license}", "",
-             "## Citation", "", "```bibtex", TRM_CITATION, "```", ""]
-    return "\n".join(front + [""] + body)
-
-
-def write_model_card(directory: str | Path, **kwargs: Any) -> Path:
-    """Write ``README.md`` into a weight folder (see :func:`model_card`)."""
-    path = Path(directory) / CARD_FILE
-    text = model_card(directory, **kwargs)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-    return path
-
-
-def _stage(source: RecursiveModel | str | Path, folder: Path) -> tuple[str | None, dict[str, Any]]:
-    """Copy the weights of a model, weight folder or run folder into ``folder``; return its recipe and metrics."""
+def _stage(source: RecursiveModel | str | Path, folder: Path) -> dict[str, Any]:
+    """Put the weights of a model, weight folder or run folder into ``folder``; return what its
+    card shows besides config.json (parameter counts, and a run's recipe and last evaluation)."""
     if isinstance(source, RecursiveModel):
         save_pretrained(source, folder)
-        return None, {}
+        network, table = source.parameter_counts()
+        return {"network_params": network, "table_params": table}
     path = Path(source)
-    run = path if (path / "weights" / CONFIG_FILE).exists() else None
-    weights = path / "weights" if run else path
+    run = path if is_run_dir(path) else None
+    weights = path / WEIGHTS_DIR if run else path
     if not (weights / CONFIG_FILE).exists():
-        raise HubError(f"{path}: neither a run folder (weights/{CONFIG_FILE}) nor a weight folder ({CONFIG_FILE})")
+        raise HubError(f"{path}: neither a run folder ({WEIGHTS_DIR}/{CONFIG_FILE}) nor a weight folder ({CONFIG_FILE})")
     for name in (CONFIG_FILE, WEIGHTS_FILE, PUZZLE_FILE):
         if (weights / name).exists():
             shutil.copy2(weights / name, folder / name)
-    if run is None:
-        return None, {}
-    recipe = run / "recipe.yaml"
-    return (recipe.read_text() if recipe.exists() else None), _last_eval(run / "metrics.jsonl")
+    counts = read_config(folder).get("parameters")
+    network, table = (counts["network"], counts["puzzle_table"]) if counts else \
+        load_pretrained_dir(folder).parameter_counts()  # a folder written before the counts were recorded
+    card: dict[str, Any] = {"network_params": network, "table_params": table}
+    if run is not None:
+        recipe = run / RECIPE_FILE
+        card.update(recipe=recipe.read_text() if recipe.exists() else None, metrics=last_evaluation(run))
+    return card
 
 
 def push_to_hub(model_or_run_dir: RecursiveModel | str | Path, repo_id: str, *, private: bool = False,
@@ -377,11 +277,11 @@ def push_to_hub(model_or_run_dir: RecursiveModel | str | Path, repo_id: str, *, 
                 commit_message: str = "Upload trmzoo model") -> str:
     """Upload weights with a model card to ``repo_id`` (created if needed); returns the commit URL."""
     split_hub_id(repo_id)
-    api = HfApi(library_name="trmzoo", library_version=trmzoo.__version__, token=token)
+    api = HfApi(library_name="trmzoo", library_version=__version__, token=token)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        recipe, metrics = _stage(model_or_run_dir, folder)
-        write_model_card(folder, repo_id=repo_id, recipe=recipe, metrics=metrics, license=license)
+        card = _stage(model_or_run_dir, folder)
+        write_card(folder, read_config(folder), repo_id=repo_id, license=license, **card)
         with _hub_errors(repo_id, "the upload", revision):
             api.create_repo(repo_id, private=private, exist_ok=True)
             if revision:
@@ -389,58 +289,3 @@ def push_to_hub(model_or_run_dir: RecursiveModel | str | Path, repo_id: str, *, 
             info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
                                      commit_message=commit_message)
     return str(info)
-
-
-# -- command line ------------------------------------------------------------------------------
-
-def describe(name: str) -> str:
-    """The card of a pretrained entry (by name or alias) or of a registered model, as text."""
-    from trmzoo.factory import create_model
-    from trmzoo.registry import get_registry, lookup
-
-    registry = get_registry()
-    if name in registry.pretrained:
-        model_entry, weights = registry.pretrained[name]
-        rows = [
-            ("weights", f"{model_entry.name}.{weights.name}"), ("aliases", ", ".join(weights.aliases)),
-            ("model", model_entry.name), ("source", f"{HUB_PREFIX}{weights.hub_repo}@{weights.revision}"),
-            ("file", weights.file), ("config", weights.config_file or ""), ("format", weights.format),
-            ("task", weights.task or ""),
-            ("cycles", f"H_cycles={weights.H_cycles}, L_cycles={weights.L_cycles}" if weights.H_cycles else ""),
-            ("score", f"{weights.score} ({weights.score_source})" if weights.score else weights.score_source),
-            ("license", weights.license), ("data", weights.data_build), ("notes", weights.notes),
-            ("evaluation", f"refused: {weights.eval_refusal}" if weights.eval_refusal else ""),
-        ]
-        return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
-    entry = lookup("model", name)
-    model = create_model(name)
-    table = model.puzzle_emb.weight.numel() if model.puzzle_emb is not None else 0
-    network = sum(p.numel() for p in model.parameters())
-    weights = [f"{name}.{w.name}" for w in entry.pretrained]
-    rows = [("model", name), ("about", entry.description), ("plugin", entry.plugin),
-            ("parameters", f"{network:,} (puzzle table of {table:,} for {model.config.num_puzzle_identifiers} "
-                           "puzzle id(s) not counted)"),
-            ("weights", ", ".join(weights) or "none published"), ("config", json.dumps(entry.config))]
-    return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
-
-
-@click.command("push")
-@click.argument("source", metavar="RUN_DIR|MODEL")
-@click.argument("repo_id", metavar="ORG/NAME")
-@click.option("--private", is_flag=True, help="Create the repository as private.")
-@click.option("--revision", default=None, help="Branch to upload to (created if missing).")
-@click.option("--token", default=None, envvar="HF_TOKEN", help="Hub token (default: the logged-in one).")
-def push_command(source: str, repo_id: str, private: bool, revision: str | None, token: str | None) -> None:
-    """Upload a run folder's weights (or a weight folder, or a pretrained name) with a model card."""
-    from trmzoo.api import load
-
-    target = source if Path(source).is_dir() else load(source)
-    url = push_to_hub(target, repo_id, private=private, revision=revision, token=token)
-    click.echo(f"pushed to {url}")
-
-
-@click.command("info")
-@click.argument("name")
-def info_command(name: str) -> None:
-    """Show the card of a pretrained entry or a registered model."""
-    click.echo(describe(name))

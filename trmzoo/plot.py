@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from trmzoo.errors import TrmzooError
+from trmzoo.run import METRICS_FILE, read_metrics
 
 
 def _pyplot():
@@ -48,8 +49,6 @@ def run_figure(records: list[dict]):
 
 def plot_run(run_dir: str | Path, out: str | Path) -> Path:
     """Draw loss, exact accuracy, mean steps and learning rate of a run's metrics.jsonl to a PNG."""
-    from trmzoo.train.trainer import METRICS_FILE, read_metrics
-
     if not (Path(run_dir) / METRICS_FILE).exists():
         raise TrmzooError(f"{run_dir}: no {METRICS_FILE} (not a run folder, or it logged nothing yet)")
     fig = run_figure(read_metrics(run_dir))

@@ -116,10 +116,10 @@ def plugin_failures() -> dict[str, str]:
 
 
 def reset() -> None:
-    """Forget every loaded plugin, so the next use discovers entry points again (for tests)."""
-    global _loaded
-    from trmzoo import registry
+    """Forget every loaded plugin, so the next use discovers entry points again.
 
+    Call :func:`trmzoo.registry.reset`, which also empties the tables built from these plugins."""
+    global _loaded
     for name in _blocked:
         pm.unblock(name)
     for name, plugin in list(pm.list_name_plugin()):
@@ -128,4 +128,3 @@ def reset() -> None:
     _infos.clear()
     _failures.clear()
     _loaded = False
-    registry.reset()

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from trmzoo.core.model import ModelConfigBase
 from trmzoo.errors import RecipeError
+from trmzoo.plugins import pm
 from trmzoo.registry import get_registry, lookup
+from trmzoo.yamlio import parse_yaml, read_yaml
 
 
 class Strict(BaseModel):
@@ -128,40 +130,6 @@ def recipe_cls() -> type[BaseModel]:
     return _schemas(id(get_registry()))[1]
 
 
-# -- YAML ----------------------------------------------------------------------------------
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RecipeError(f"{path}:{where}: {problem}") from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping of sections (model, task, data, train, eval)")
-    return data
-
-
 def apply_override(data: dict, assignment: str, source: str = "--set") -> None:
     """Apply ``a.b.c=value`` (value parsed as YAML) to the raw recipe dict."""
     if "=" not in assignment:
@@ -169,7 +137,7 @@ def apply_override(data: dict, assignment: str, source: str = "--set") -> None:
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
     try:
-        value = yaml.load(raw, Loader=_UniqueKeyLoader)
+        value = parse_yaml(raw)
     except yaml.YAMLError as exc:
         raise RecipeError(f"{source} {assignment!r}: value is not valid YAML ({exc})") from None
     node = data
@@ -252,11 +220,7 @@ def dump_recipe(recipe: BaseModel) -> str:
 
 def recipe_dirs() -> list[Path]:
     """Where named recipes are looked up: ./recipes, the source tree's recipes/, plugins' recipes/."""
-    import trmzoo
-
-    dirs = [Path.cwd() / "recipes", Path(trmzoo.__file__).resolve().parent.parent / "recipes"]
-    from trmzoo.plugins import pm
-
+    dirs = [Path.cwd() / "recipes", Path(__file__).resolve().parent.parent / "recipes"]
     for _, plugin in pm.list_name_plugin():
         if plugin is not None and getattr(plugin, "__file__", None):
             dirs.append(Path(plugin.__file__).resolve().parent / "recipes")

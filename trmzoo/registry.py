@@ -12,11 +12,9 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from trmzoo import plugins
 from trmzoo.errors import PluginError, TrmzooError
 from trmzoo.plugins import load_plugins, pm
-
-KINDS = ("backbone", "recursion", "halting", "task", "model")
-
 
 @dataclass(frozen=True)
 class Component:
@@ -140,8 +138,10 @@ def get_registry() -> Registry:
 
 
 def reset() -> None:
+    """Forget the tables and the loaded plugins, so the next lookup discovers entry points again (for tests)."""
     global _registry
     _registry = None
+    plugins.reset()
 
 
 def lookup(kind: str, name: str) -> Any:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict
 
+from trmzoo.core.model import RecursiveModel
 from trmzoo.core.supervision import IGNORE_LABEL
 from trmzoo.errors import PuzzleError
 
@@ -165,8 +167,22 @@ class Task:
         """How one token is written in a cell of a ``--trace`` picture."""
         return str(token)
 
-    def solve(self, model, puzzle: Puzzle, *, early_exit: bool = False) -> Solution:
-        """Run the model on one puzzle; tasks that vote over augmentations override this."""
-        from trmzoo.evaluate import solve_single
-
-        return solve_single(model, self, puzzle, early_exit=early_exit)
+    @torch.no_grad()
+    def solve(self, model: RecursiveModel, puzzle: Puzzle, *, early_exit: bool = False) -> Solution:
+        """Run ``model`` on one puzzle and keep the answer after every supervision step;
+        tasks that vote over augmentations override this."""
+        model.eval()
+        inputs = torch.as_tensor(np.asarray(puzzle.inputs), dtype=torch.int32, device=model.device)[None]
+        batch = {
+            "inputs": inputs,
+            "labels": torch.zeros_like(inputs),
+            "puzzle_identifiers": torch.tensor([puzzle.puzzle_identifier], dtype=torch.int32, device=model.device),
+        }
+        outputs = model.rollout(batch, early_exit=early_exit)
+        trace = [out.preds[0].cpu().numpy() for out in outputs]
+        q_trace = [float(torch.sigmoid(out.q_halt[0])) for out in outputs]
+        tokens = trace[-1]
+        return Solution(
+            tokens=tokens, steps=int(outputs[-1].steps[0]), q_halt=q_trace[-1], trace=trace, q_trace=q_trace,
+            text=self.render(tokens, puzzle),
+        )

@@ -25,18 +25,19 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ValidationError
 
+from trmzoo.api import load
+from trmzoo.core.backbone import BackboneSpec
 from trmzoo.core.model import RecursiveModel
 from trmzoo.core.supervision import IGNORE_LABEL, supervision_loss
 from trmzoo.data.format import read_identifiers, read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.errors import PuzzleError
-from trmzoo.factory import build_model, model_config
-from trmzoo.plugins import plugin_failures, plugin_infos
+from trmzoo.factory import build_model, create_task, model_config, resolve_model_config
+from trmzoo.plugins import plugin_failures, plugin_infos, pm
+from trmzoo.recipe import load_recipe
 from trmzoo.registry import get_registry
 from trmzoo.task import Puzzle, Solution, Task
-
-TABLES = {"backbone": "kind", "recursion": "kind", "halting": "kind", "task": "name"}
-
+from trmzoo.weights import save_pretrained
 
 # -- registration and schemas ----------------------------------------------------------------
 def check_loaded(plugin: str) -> None:
@@ -151,9 +152,6 @@ def check_training_step(model: RecursiveModel, batch: dict[str, torch.Tensor] | 
 def check_save_load(model: RecursiveModel, directory: str | Path,
                     batch: dict[str, torch.Tensor] | None = None) -> RecursiveModel:
     """``trmzoo.save_pretrained`` then ``trmzoo.load`` gives a model with identical outputs."""
-    from trmzoo.api import load
-    from trmzoo.weights import save_pretrained
-
     batch = batch if batch is not None else tiny_batch(model, seed=1)
     model.eval()
     save_pretrained(model, directory)
@@ -178,14 +176,11 @@ def check_model_config(config: dict, directory: str | Path) -> RecursiveModel:
 def check_backbone(name: str, directory: str | Path, *, plugin: str | None = None,
                    config: dict | None = None, **model_overrides: Any) -> None:
     """Registration, config schema, the raw network's shapes, then training and save/load in a tiny model."""
-    from trmzoo.core.backbone import BackboneSpec
-
     entry = check_registered("backbone", name, plugin)
     check_config_class(entry.config_cls, "kind", name)
     full = tiny_model_config(backbone={"kind": name, **(config or {})}, **model_overrides)
     cfg = model_config(full)
-    spec = BackboneSpec(hidden_size=cfg.hidden_size, seq_len=cfg.seq_len + cfg.prefix_len, expansion=cfg.expansion,
-                        rms_norm_eps=cfg.rms_norm_eps, pos_encodings=cfg.pos_encodings, rope_theta=cfg.rope_theta)
+    spec = BackboneSpec.from_config(cfg)
     net = entry.build(cfg.backbone, spec, 2)
     assert isinstance(net, torch.nn.Module), f"backbone {name!r}: build returned {type(net).__name__}, not a Module"
     hidden = torch.randn(2, spec.seq_len, spec.hidden_size, requires_grad=True)
@@ -210,22 +205,18 @@ def check_model_entry(name: str, plugin: str | None = None) -> None:
     entry = check_registered("model", name, plugin)
     with torch.device("meta"):
         model = build_model(model_config(entry.config, source=f"model {name!r}"))
-    assert sum(p.numel() for p in model.parameters()) > 0, f"model {name!r} has no parameters"
+    assert model.parameter_counts()[0] > 0, f"model {name!r} has no parameters"
 
 
 def check_recipes(plugin: str) -> list[Path]:
     """Every recipe in the plugin's ``recipes/`` folder validates and its model builds (on the meta device)."""
-    from trmzoo.plugins import pm
-    from trmzoo.recipe import load_recipe
-    from trmzoo.train.trainer import make_task, resolved_model_config
-
     module = pm.get_plugin(plugin)
     assert module is not None, f"plugin {plugin!r} is not loaded"
     folder = Path(module.__file__).resolve().parent / "recipes"
     paths = sorted(folder.glob("*.yaml"))
     for path in paths:
         recipe = load_recipe(path)
-        config = resolved_model_config(recipe, task=make_task(recipe.task))
+        config = resolve_model_config(recipe, task=create_task(recipe.task))
         with torch.device("meta"):
             build_model(config)
     return paths

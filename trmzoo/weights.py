@@ -17,8 +17,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from trmzoo.card import CARD_FILE, render_card
 from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import CheckpointError
+from trmzoo.factory import build_model
+from trmzoo.version import __version__
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -43,29 +46,35 @@ def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[st
 
 
 def save_pretrained(model: RecursiveModel, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` as a trmzoo weight folder with its model card; weight files are written atomically."""
-    import trmzoo
-
+    """Write ``model`` as a trmzoo weight folder with its model card; every file is written atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     network, table = model_state(model)
-    meta = {"format": "pt", "trmzoo_version": trmzoo.__version__}
+    meta = {"format": "pt", "trmzoo_version": __version__}
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(network, str(p), metadata=meta))
     if table:
         atomic_write(directory / PUZZLE_FILE, lambda p: save_file(table, str(p), metadata=meta))
     config = {
         "format_version": FORMAT_VERSION,
-        "trmzoo_version": trmzoo.__version__,
+        "trmzoo_version": __version__,
         "architecture": model.meta.get("architecture"),
         "model_args": model.config.model_dump(mode="json"),
+        "parameters": dict(zip(("network", "puzzle_table"), model.parameter_counts())),
         **{k: v for k, v in model.meta.items() if k != "architecture"},
         **(extra or {}),
     }
     atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
-    from trmzoo.hub import write_model_card
-
-    write_model_card(directory)
+    write_card(directory, config, network_params=config["parameters"]["network"],
+               table_params=config["parameters"]["puzzle_table"], location=str(directory))
     return directory
+
+
+def write_card(directory: str | Path, config: dict[str, Any], **card: Any) -> Path:
+    """Write the model card ``README.md`` of a weight folder (see :func:`trmzoo.card.render_card`)."""
+    path = Path(directory) / CARD_FILE
+    text = render_card(config, **card)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+    return path
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
@@ -124,8 +133,6 @@ def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], sou
 
 def load_pretrained_dir(directory: str | Path) -> RecursiveModel:
     """Build the model described by a weight folder's config.json and load its weights."""
-    from trmzoo.factory import build_model
-
     directory = Path(directory)
     config = read_config(directory)
     if "model_args" not in config:

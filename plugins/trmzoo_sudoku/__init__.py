@@ -13,8 +13,7 @@ import numpy as np
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
-import trmzoo
-from trmzoo import hookimpl
+from trmzoo import __version__, hookimpl
 from trmzoo.data import write_identifiers, write_split
 from trmzoo.errors import DataError, PuzzleError
 from trmzoo.task import Puzzle, Task, TaskConfig, read_puzzle_text
@@ -181,7 +180,7 @@ def download_csv(repo: str, filename: str) -> Path:
 
     try:
         return Path(hf_hub_download(repo, filename, repo_type="dataset", library_name="trmzoo",
-                                    library_version=trmzoo.__version__))
+                                    library_version=__version__))
     except LocalEntryNotFoundError:  # offline (or no connection) and not cached
         raise DataError(
             f"{repo}/{filename}: not in the Hugging Face cache and not downloadable now (offline?); fetch it "

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from trmzoo.core.layers import SwiGLU, rms_norm
+from trmzoo.core.model import ModelConfigBase
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,13 @@ class BackboneSpec:
     rms_norm_eps: float
     pos_encodings: str  # "rope", "learned" or "none"
     rope_theta: float
+
+    @classmethod
+    def from_config(cls, config: ModelConfigBase) -> BackboneSpec:
+        """What a model with this config tells its backbone."""
+        return cls(hidden_size=config.hidden_size, seq_len=config.seq_len + config.prefix_len,
+                   expansion=config.expansion, rms_norm_eps=config.rms_norm_eps,
+                   pos_encodings=config.pos_encodings, rope_theta=config.rope_theta)
 
 
 class Block(nn.Module):

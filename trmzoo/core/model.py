@@ -142,6 +142,17 @@ class RecursiveModel(nn.Module):
             self.q_head.bias.fill_(-5)
         self.meta: dict[str, Any] = {}  # name, task, data fingerprints: filled by create_model / load
 
+    def parameter_counts(self) -> tuple[int, int]:
+        """(learned network parameters, puzzle-table values). The table is a buffer with its own
+        optimizer whose size follows the data build, so the two are reported apart."""
+        table = self.puzzle_emb.weight.numel() if self.puzzle_emb is not None else 0
+        return sum(p.numel() for p in self.parameters()), table
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live (inputs go there)."""
+        return next(self.parameters()).device
+
     # -- embeddings -------------------------------------------------------------------------
     def embed(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
         x = self.embed_tokens(inputs.long())

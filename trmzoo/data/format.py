@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import DataError
 
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
@@ -112,3 +113,38 @@ def build_fingerprint(root: str | Path) -> str:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
+    """Refuse a dataset the model cannot be evaluated or fine-tuned on as is.
+
+    Checks vocabulary and sequence length, and for a per-puzzle embedding table the
+    identifiers of the build (their ``embedding_fingerprint``): a table row means a
+    puzzle only in the build it was trained with.
+    """
+    name = model.meta.get("pretrained") or model.meta.get("architecture") or "model"
+    if model.meta.get("eval_refusal"):
+        raise DataError(f"{name}: {model.meta['eval_refusal']}")
+    data_dir = Path(data_dir)
+    how = model.meta.get("data_build") or "rebuild it with the recipe the model was trained with"
+    found = [data_dir / split / "dataset.json" for split in ("test", "train")]
+    meta_path = next((path for path in found if path.exists()), None)
+    if meta_path is None:
+        raise DataError(f"{data_dir}: no test/dataset.json or train/dataset.json; not a built dataset")
+    data = DatasetMetadata.model_validate_json(meta_path.read_text())
+    config = model.config
+    for field in ("vocab_size", "seq_len"):
+        if getattr(data, field) != getattr(config, field):
+            raise DataError(f"{meta_path}: {field} {getattr(data, field)} does not match the model's "
+                            f"{getattr(config, field)}")
+    if model.puzzle_emb is None:
+        return
+    identifiers = read_identifiers(data_dir)
+    expected = (model.meta.get("data") or {}).get("embedding_fingerprint")
+    actual = embedding_fingerprint(identifiers)
+    if expected and expected != actual:
+        raise DataError(f"{data_dir}: puzzle identifiers {actual} are not the build {expected} that {name}'s "
+                        f"puzzle table was trained on; {how}")
+    if len(identifiers) != config.num_puzzle_identifiers:
+        raise DataError(f"{data_dir}: {len(identifiers)} puzzle identifiers, {name}'s puzzle table has "
+                        f"{config.num_puzzle_identifiers} rows; {how}")

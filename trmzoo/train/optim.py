@@ -14,7 +14,7 @@ import math
 import torch
 
 from trmzoo.core.model import PuzzleEmbedding
-from trmzoo.train.distributed import all_gather_rows
+from trmzoo.distributed import all_gather_rows
 
 
 class AdamATan2(torch.optim.Optimizer):

@@ -5,7 +5,7 @@ example from the loader, the others keep theirs (``schedule: carry``). The
 ``inner_loop`` schedule instead runs every supervision step on one batch before
 taking the next, as the paper's pseudo-code describes.
 
-A run folder holds ``recipe.yaml`` (resolved), ``metrics.jsonl``, ``weights/``
+A run folder (:mod:`trmzoo.run`) holds ``recipe.yaml`` (resolved), ``metrics.jsonl``, ``weights/``
 (EMA weights in the trmzoo format) and ``resume.pt`` (live weights, optimizer,
 EMA, RNG, carry and loader position). Every file is written to a temporary name
 and renamed, so a run killed at any moment keeps its last complete checkpoint and
@@ -20,37 +20,31 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from trmzoo import distributed as D
+from trmzoo.api import load
 from trmzoo.core.model import Carry
 from trmzoo.core.supervision import supervision_loss
 from trmzoo.data.format import build_fingerprint, embedding_fingerprint, read_identifiers, read_split
 from trmzoo.data.loader import TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
-from trmzoo.evaluate import evaluate
-from trmzoo.factory import build_model, model_config
+from trmzoo.evaluation import evaluate
+from trmzoo.factory import build_model, create_task, resolve_model_config
 from trmzoo.recipe import dump_recipe, validate_recipe
-from trmzoo.registry import lookup
+from trmzoo.run import METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, new_run_dir, read_metrics
 from trmzoo.task import Task
-from trmzoo.train import distributed as D
 from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at
-from trmzoo.weights import atomic_write, load_state_strict, save_pretrained
-
-RESUME_FILE = "resume.pt"
-METRICS_FILE = "metrics.jsonl"
+from trmzoo.weights import PUZZLE_KEY, atomic_write, load_state_strict, save_pretrained
+from trmzoo.yamlio import read_yaml
 
 
 class TrainingError(TrmzooError):
     """Training cannot go on (a non-finite loss); the last good state was saved."""
-
-
-def make_task(task_config) -> Task:
-    return lookup("task", task_config.name).task_cls(task_config)
 
 
 def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = True) -> Path:
@@ -61,22 +55,6 @@ def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = Tru
             raise DataError(f"{data_dir}: no dataset; build it with `trmzoo data build {task.name} --out {data_dir}`")
         task.build(data_dir, progress=progress)
     return data_dir
-
-
-def resolved_model_config(recipe, metadata=None, task: Task | None = None):
-    """The recipe's model config with the dataset's vocabulary, length and puzzle count filled in."""
-    data = recipe.model.model_dump()
-    sizes = (
-        {"vocab_size": metadata.vocab_size, "seq_len": metadata.seq_len,
-         "num_puzzle_identifiers": metadata.num_puzzle_identifiers}
-        if metadata is not None else {"vocab_size": task.vocab_size, "seq_len": task.seq_len}
-    )
-    for key, value in sizes.items():
-        given = data.get(key)
-        if key != "num_puzzle_identifiers" and given not in (0, None, value):
-            raise RecipeError(f"model.{key}: the recipe says {given} but the dataset has {value}")
-        data[key] = value
-    return model_config(data)
 
 
 @dataclass
@@ -93,14 +71,14 @@ class Trainer:
         cfg = recipe.train
         self.device = D.local_device(cfg.device)
         self.dist = D.init_distributed(self.device)
-        self.task = make_task(recipe.task)
+        self.task = create_task(recipe.task)
         if self.dist.is_main:
             prepare_data(recipe, self.task, progress=progress)
         D.barrier(self.dist)
         self.data_dir = Path(recipe.data.dir)
         self.metadata, arrays = read_split(self.data_dir, "train", mmap=True)
         torch.manual_seed(cfg.seed)
-        config = resolved_model_config(recipe, self.metadata)
+        config = resolve_model_config(recipe, self.metadata)
         self.autocast_dtype = None
         if cfg.autocast:
             if config.forward_dtype == "float32":
@@ -165,11 +143,9 @@ class Trainer:
 
     def _init_from(self, source: str) -> None:
         """Start from trained weights; a puzzle table of another size is replaced by its mean row."""
-        from trmzoo.api import load
-
         state = load(source).state_dict()
         own = self.model.state_dict()
-        key = "puzzle_emb.weight"
+        key = PUZZLE_KEY
         if key in state and key in own and state[key].shape[1:] == own[key].shape[1:] \
                 and state[key].shape != own[key].shape:
             state[key] = state[key].mean(dim=0, keepdim=True).expand_as(own[key]).contiguous()
@@ -187,7 +163,7 @@ class Trainer:
 
     def _rng_untouched(self):
         """Evaluating and saving leave the random generators as they were, so they cannot
-        change the training that follows (a model card, say, builds a model)."""
+        change the training that follows."""
         return torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
 
     def _forward_context(self):
@@ -333,7 +309,7 @@ class Trainer:
                     self.model, self.data_dir, self.task,
                     batch_size=cfg.batch_size or self.recipe.train.global_batch_size,
                     early_exit=cfg.early_exit, max_puzzles=cfg.max_puzzles, evaluator_options=cfg.evaluator_options,
-                    submission=self.run_dir / "submission.json", progress=self.progress, dist=self.dist,
+                    submission=self.run_dir / SUBMISSION_FILE, progress=self.progress, dist=self.dist,
                 )
         finally:
             if use_ema:
@@ -372,7 +348,7 @@ class Trainer:
                 self.ema.swap(self.model)
             try:
                 with self._rng_untouched():
-                    save_pretrained(self.model, self.run_dir / "weights", extra={"step": position["step"]})
+                    save_pretrained(self.model, self.run_dir / WEIGHTS_DIR, extra={"step": position["step"]})
             finally:
                 if self.ema is not None:
                     self.ema.swap(self.model)
@@ -418,7 +394,7 @@ class Trainer:
 
     def _forget_after(self, step: int) -> None:
         """Drop what a killed run wrote after its last checkpoint: later metrics and stray temporaries."""
-        for stray in [*self.run_dir.glob(f".{RESUME_FILE}.tmp*"), *self.run_dir.glob("weights/.*.tmp*")]:
+        for stray in [*self.run_dir.glob(f".{RESUME_FILE}.tmp*"), *self.run_dir.glob(f"{WEIGHTS_DIR}/.*.tmp*")]:
             stray.unlink(missing_ok=True)
         metrics = self.run_dir / METRICS_FILE
         if metrics.exists():
@@ -426,32 +402,14 @@ class Trainer:
             atomic_write(metrics, lambda tmp: tmp.write_text("".join(kept)))
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl; a line cut short by a kill is skipped."""
-    records = []
-    for line in (Path(run_dir) / METRICS_FILE).read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
-def new_run_dir(recipe_path: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{Path(recipe_path).stem}-{stamp}"
-
-
 def train(
     recipe_path: str, *, overrides: tuple[str, ...] = (), out: str | None = None, resume: str | None = None,
     init_from: str | None = None, progress: bool = True,
 ) -> dict[str, float]:
     """Run a recipe end to end (or continue ``resume``); returns the final evaluation metrics."""
-    from trmzoo.recipe import read_yaml
-
     if resume:
         run_dir = Path(resume)
-        recipe = validate_recipe(read_yaml(run_dir / "recipe.yaml"), str(run_dir / "recipe.yaml"), overrides)
+        recipe = validate_recipe(read_yaml(run_dir / RECIPE_FILE), str(run_dir / RECIPE_FILE), overrides)
     else:
         recipe = validate_recipe(read_yaml(recipe_path), recipe_path, overrides)
         run_dir = Path(out) if out else new_run_dir(recipe_path)
@@ -460,7 +418,7 @@ def train(
     trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
     if trainer.dist.is_main:  # on --resume, records the overrides given
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "recipe.yaml", lambda tmp: tmp.write_text(dump_recipe(recipe)))
+        atomic_write(run_dir / RECIPE_FILE, lambda tmp: tmp.write_text(dump_recipe(recipe)))
     if resume:
         trainer.restore()
     metrics = trainer.fit()

@@ -1,4 +1,4 @@
-"""The evaluators' common parts: run a model over a test split or one puzzle.
+"""The evaluators' common parts: run a model over a test split.
 
 By default every sample runs all supervision steps, as the official evaluation
 does; ``early_exit`` stops each sample once its halting signal fires, and the
@@ -13,16 +13,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from trmzoo.api import check_data_compatible
 from trmzoo.core.model import RecursiveModel
-from trmzoo.data.format import read_split
+from trmzoo.data.format import check_data_compatible, read_split
 from trmzoo.data.loader import eval_batches
-from trmzoo.task import Puzzle, Solution, Task
-from trmzoo.train.distributed import DistInfo, broadcast_from_main, gather_to_main
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+from trmzoo.task import Task
+from trmzoo.distributed import DistInfo, broadcast_from_main, gather_to_main
 
 
 @torch.no_grad()
@@ -61,7 +56,7 @@ def evaluate(
     rows = evaluator.example_indices()
     if rows is None:
         rows = np.arange(len(arrays.inputs))[:max_puzzles]
-    device = _device(model)
+    device = model.device
     steps_used, examples = 0.0, 0
     total = len(rows)
     batches = eval_batches(metadata, arrays, batch_size=batch_size, rows=rows,
@@ -88,24 +83,3 @@ def evaluate(
         if submission is not None and hasattr(evaluator, "write_submission"):
             evaluator.write_submission(submission)
     return broadcast_from_main(metrics, dist)
-
-
-@torch.no_grad()
-def solve_single(model: RecursiveModel, task: Task, puzzle: Puzzle, *, early_exit: bool = False) -> Solution:
-    """Run ``model`` on one parsed puzzle and keep the answer after every supervision step."""
-    model.eval()
-    device = _device(model)
-    inputs = torch.as_tensor(np.asarray(puzzle.inputs), dtype=torch.int32, device=device)[None]
-    batch = {
-        "inputs": inputs,
-        "labels": torch.zeros_like(inputs),
-        "puzzle_identifiers": torch.tensor([puzzle.puzzle_identifier], dtype=torch.int32, device=device),
-    }
-    outputs = model.rollout(batch, early_exit=early_exit)
-    trace = [out.preds[0].cpu().numpy() for out in outputs]
-    q_trace = [float(torch.sigmoid(out.q_halt[0])) for out in outputs]
-    tokens = trace[-1]
-    return Solution(
-        tokens=tokens, steps=int(outputs[-1].steps[0]), q_halt=q_trace[-1], trace=trace, q_trace=q_trace,
-        text=task.render(tokens, puzzle),
-    )

@@ -1,0 +1,52 @@
+"""The run folder: what ``trmzoo train`` writes and what eval, push, plot and load read.
+
+A run folder holds ``recipe.yaml`` (the resolved recipe), ``metrics.jsonl`` (one JSON
+record per log or evaluation), ``weights/`` (a trmzoo weight folder with the EMA
+weights), ``resume.pt`` (everything ``--resume`` needs) and, for tasks that write one,
+``submission.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from trmzoo.weights import CONFIG_FILE
+
+RECIPE_FILE = "recipe.yaml"
+METRICS_FILE = "metrics.jsonl"
+RESUME_FILE = "resume.pt"
+WEIGHTS_DIR = "weights"
+SUBMISSION_FILE = "submission.json"
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a run folder that has saved its weights."""
+    return (Path(path) / WEIGHTS_DIR / CONFIG_FILE).exists()
+
+
+def new_run_dir(recipe_path: str) -> Path:
+    """``runs/<recipe name>-<date>-<time>``: the default folder of a new run."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{Path(recipe_path).stem}-{stamp}"
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl; a line cut short by a kill is skipped."""
+    records = []
+    for line in (Path(run_dir) / METRICS_FILE).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def last_evaluation(run_dir: str | Path) -> dict[str, Any]:
+    """The run's last record holding ``eval/`` metrics (empty when it has none)."""
+    if not (Path(run_dir) / METRICS_FILE).exists():
+        return {}
+    evaluations = [r for r in read_metrics(run_dir) if any(k.startswith("eval/") for k in r)]
+    return evaluations[-1] if evaluations else {}

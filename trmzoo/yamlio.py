@@ -1,0 +1,54 @@
+"""Reading YAML safely: duplicate keys are refused and errors name the file and line.
+
+Used for recipes, ``--set`` values and official ``all_config.yaml`` files alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trmzoo.errors import RecipeError
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """One YAML document from text (``yaml.YAMLError`` on bad input, duplicate keys included)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def read_yaml(path: str | Path, *, what: str = "a recipe must be a mapping of sections (model, task, data, train, eval)"
+              ) -> dict:
+    """A YAML file whose top level is a mapping; any problem is a one-line ``RecipeError`` naming the
+    file (and line); ``what`` says what the file must be when it is not a mapping."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = parse_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{path}:{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: {what}")
+    return data
