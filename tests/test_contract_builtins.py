@@ -31,9 +31,9 @@ def test_backbone_contract(name, config, model, tmp_path):
     testing.check_backbone(name, tmp_path, plugin=name, config=config, **model)
 
 
-@pytest.mark.parametrize("name", ["trm", "direct"])
-def test_recursion_contract(name, tmp_path):
-    testing.check_component("recursion", name, tmp_path, plugin="trm")
+@pytest.mark.parametrize(("name", "plugin"), [("trm", "trm"), ("direct", "direct")])
+def test_recursion_contract(name, plugin, tmp_path):
+    testing.check_component("recursion", name, tmp_path, plugin=plugin)
 
 
 @pytest.mark.parametrize("name", ["bce", "q_learning", "fixed"])

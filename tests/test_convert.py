@@ -13,14 +13,17 @@ from click.testing import CliRunner
 from trmzoo.cli import cli
 
 import trmzoo
-from trmzoo.convert import (
-    ARCHITECTURES, convert_official, load_official_checkpoint, read_official_checkpoint, to_official,
-)
+from trmzoo.convert import convert_official, load_official_checkpoint, read_official_checkpoint, to_official
 from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import DatasetMetadata, embedding_fingerprint, write_identifiers
 from trmzoo.errors import CheckpointError, DataError
+from trmzoo_direct import BASELINE
+from trmzoo_hrm import HRM_ARCH
+from trmzoo_trm import TRM_HIER6, TRM_SINGLEZ
+from trmzoo_trm import TRM as TRM_ARCH
 
 DATA = Path(__file__).parent / "data" / "official"
+ARCHITECTURES = (TRM_ARCH, TRM_SINGLEZ, TRM_HIER6, HRM_ARCH, BASELINE)  # registered by the family plugins
 pytestmark = pytest.mark.usefixtures("one_thread")
 OFFICIAL_CASES = sorted(p.name for p in DATA.iterdir() if (p / "step_0").exists())
 

@@ -103,7 +103,7 @@ def test_load_hf_hub_repo_downloads_caches_pins_and_works_offline(fake_hub, tmp_
 
 def official_entry(**changes) -> tuple[ModelEntry, PretrainedEntry]:
     weights = dict(name="t", hub_repo="org/official", file="*step_*", config_file="*all_config.yaml",
-                   format="official", task="sudoku", H_cycles=2, L_cycles=1, license="MIT",
+                   format="official", task="sudoku", expected={"H_cycles": 2, "L_cycles": 1}, license="MIT",
                    data_build="build it with: trmzoo build tiny")
     weights.update(changes)
     return ModelEntry("tiny", {"vocab_size": 6, "seq_len": 4}, "test"), PretrainedEntry(**weights)
@@ -145,7 +145,7 @@ def test_official_checkpoint_refuses_wrong_cycles_and_damaged_or_missing_files(f
     fake_hub.add_file("org/official", "all_config.yaml", config)
     fake_hub.add_file("org/official", "step_9", checkpoint)
     with pytest.raises(CheckpointError, match="L_cycles"):
-        hub.load_entry(*official_entry(L_cycles=6))
+        hub.load_entry(*official_entry(expected={"H_cycles": 2, "L_cycles": 6}))
     with pytest.raises(HubError, match="no file matches 'checkpoint_\\*'.*step_9"):
         hub.load_entry(*official_entry(file="checkpoint_*"))
 
@@ -266,8 +266,8 @@ def test_registered_pretrained_entries_fit_their_models():
         model_entry, weights = registry.pretrained[name]
         recursion = model_entry.config.get("recursion", {})
         for key in ("H_cycles", "L_cycles"):
-            if getattr(weights, key) is not None and key in recursion:
-                assert getattr(weights, key) == recursion[key], (name, key)
+            if key in weights.expected and key in recursion:
+                assert weights.expected[key] == recursion[key], (name, key)
         if weights.format == "official":
             assert weights.config_file, name
         assert weights.license and weights.task, name

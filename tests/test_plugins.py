@@ -79,7 +79,11 @@ def test_builtins_are_discovered_through_installed_entry_points(fresh):
         assert rows[name]["version"] == trmzoo.__version__
     assert rows["attention"]["contributes"] == {"backbone": ["attention"]}
     assert "trm_sudoku_mlp" in rows["trm"]["contributes"]["model"]
-    assert set(rows["trm"]["contributes"]["recursion"]) == {"trm", "direct"}
+    assert rows["trm"]["contributes"]["recursion"] == ["trm"]
+    assert rows["direct"]["contributes"]["recursion"] == ["direct"]  # each family registers its own
+    assert set(rows["trm"]["contributes"]["converter"]) == {"recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1",
+                                                         "recursive_reasoning.trm_singlez@TinyRecursiveReasoningModel_ACTV1",
+                                                         "recursive_reasoning.trm_hier6@TinyRecursiveReasoningModel_ACTV1"}
 
 
 def test_third_party_dist_info_is_discovered_and_its_config_validated(fresh, site):

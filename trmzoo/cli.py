@@ -377,8 +377,8 @@ def info(name: str) -> None:
 
 def _describe(name: str) -> str:
     """The card of a pretrained entry (by name or alias) or of a registered model, as text."""
-    from trmzoo.factory import create_model
     from trmzoo.card import HUB_PREFIX
+    from trmzoo.factory import create_model
     from trmzoo.registry import get_registry, lookup
 
     registry = get_registry()
@@ -389,7 +389,7 @@ def _describe(name: str) -> str:
             ("model", model_entry.name), ("source", f"{HUB_PREFIX}{weights.hub_repo}@{weights.revision}"),
             ("file", weights.file), ("config", weights.config_file or ""), ("format", weights.format),
             ("task", weights.task or ""),
-            ("cycles", f"H_cycles={weights.H_cycles}, L_cycles={weights.L_cycles}" if weights.H_cycles else ""),
+            ("trained", ", ".join(f"{k}={v}" for k, v in weights.expected.items())),
             ("score", f"{weights.score} ({weights.score_source})" if weights.score else weights.score_source),
             ("license", weights.license), ("data", weights.data_build), ("notes", weights.notes),
             ("evaluation", f"refused: {weights.eval_refusal}" if weights.eval_refusal else ""),

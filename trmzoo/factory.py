@@ -11,7 +11,7 @@ from trmzoo.core.backbone import BackboneSpec
 from trmzoo.core.model import ModelConfigBase, RecursiveModel
 from trmzoo.errors import RecipeError, TrmzooError
 from trmzoo.recipe import _merge, expand_model_preset, format_validation_error, model_config_cls
-from trmzoo.registry import lookup
+from trmzoo.registry import ModelEntry, lookup
 from trmzoo.task import Task, TaskConfig
 
 
@@ -41,12 +41,20 @@ def build_model(config: dict | ModelConfigBase) -> RecursiveModel:
     return RecursiveModel(config=config, recursion=recursion, halting=halting)
 
 
+def entry_config(entry: ModelEntry) -> dict[str, Any]:
+    """A registered model's config, with the vocabulary and grid length of the task it names."""
+    if entry.task is None:
+        return dict(entry.config)
+    task_cls = lookup("task", entry.task).task_cls
+    task = task_cls(task_cls.Config())
+    return {"vocab_size": task.vocab_size, "seq_len": task.seq_len, **entry.config}
+
+
 def create_model(name: str, **overrides: Any) -> RecursiveModel:
     """Build the registered model ``name``; keyword overrides replace config fields
     (nested sections as dicts, e.g. ``recursion={"L_cycles": 4}``)."""
-    entry = lookup("model", name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    model = build_model(model_config(_merge(entry.config, overrides), source=name))
+    model = build_model(model_config(_merge(entry_config(lookup("model", name)), overrides), source=name))
     model.meta["architecture"] = name
     return model
 

@@ -54,9 +54,21 @@ def register_tasks(register):
 def register_models(register):
     """Contribute named model configurations, optionally with pretrained weights.
 
-    Call ``register(name, config, *, description="", pretrained=())``: ``config``
-    is a dict valid as a recipe's ``model`` section; ``pretrained`` is a sequence
-    of ``trmzoo.registry.PretrainedEntry`` (weights on the Hub, with their card).
+    Call ``register(name, config, *, description="", task=None, pretrained=())``:
+    ``config`` is a dict valid as a recipe's ``model`` section; ``task`` names the task
+    whose default vocabulary and grid length complete it (they are the task's facts);
+    ``pretrained`` is a sequence of ``trmzoo.registry.PretrainedEntry`` (weights on the
+    Hub, with their card).
+    """
+
+
+@hookspec
+def register_converters(register):
+    """Contribute converters of checkpoints written by other code bases (a model family's published weights).
+
+    Call ``register(name, converter)``: ``converter`` is a ``trmzoo.convert.Converter``;
+    ``name`` is what the checkpoint's config calls the architecture (the official
+    all_config.yaml's ``arch.name``) or a format name a ``PretrainedEntry.format`` gives.
     """
 
 

@@ -2,8 +2,8 @@
 checkpoints, and upload with a model card.
 
 Downloads go through ``hf_hub_download`` (its cache, revisions, ``HF_HUB_OFFLINE``,
-``HF_ENDPOINT``, tokens and progress bars). A checkpoint in the official pickled
-format is converted once and kept as trmzoo safetensors under
+``HF_ENDPOINT``, tokens and progress bars). A checkpoint in another format (the official
+pickled state dict, or any a plugin's converter reads) is converted once and kept as trmzoo safetensors under
 ``$HF_HOME/trmzoo/converted/<repo>/<commit>/<file>/``, so later loads are fast and
 never unpickle. Every failure a user can act on is one line of ``HubError``.
 """
@@ -26,10 +26,11 @@ from huggingface_hub import HfApi, constants
 from huggingface_hub import errors as hf_errors
 
 from trmzoo.card import HUB_PREFIX
-from trmzoo.convert import load_official_checkpoint
+from trmzoo.convert import load_checkpoint
 from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import CheckpointError, HubError
-from trmzoo.registry import ModelEntry, PretrainedEntry
+from trmzoo.factory import entry_config
+from trmzoo.registry import ModelEntry, PretrainedEntry, get_registry
 from trmzoo.run import RECIPE_FILE, WEIGHTS_DIR, is_run_dir, last_evaluation
 from trmzoo.version import __version__
 from trmzoo.weights import (
@@ -203,11 +204,13 @@ def load_hub_repo(repo_id: str, *, revision: str | None = None, token: str | Non
 
 def load_entry(model_entry: ModelEntry, weights: PretrainedEntry, *, revision: str | None = None,
                token: str | None = None, force_download: bool = False) -> RecursiveModel:
-    """Load a registered pretrained entry, converting an official checkpoint on first use."""
+    """Load a registered pretrained entry, converting a checkpoint of another format on first use."""
     repo_id = weights.hub_repo
     revision = revision or weights.revision
-    if weights.format not in ("trmzoo", "official"):
-        raise HubError(f"{model_entry.name}.{weights.name}: unknown weight format {weights.format!r}")
+    formats = ["trmzoo", "official", *get_registry().converter]
+    if weights.format not in formats:
+        raise HubError(f"{model_entry.name}.{weights.name}: unknown weight format {weights.format!r} "
+                       f"(known: {', '.join(formats)})")
     if weights.format == "trmzoo" and not any(ch in weights.file for ch in "*?["):
         model = load_hub_repo(repo_id, revision=revision, token=token, force_download=force_download,
                               config_file=weights.file)
@@ -218,27 +221,30 @@ def load_entry(model_entry: ModelEntry, weights: PretrainedEntry, *, revision: s
             model = load_hub_repo(repo_id, revision=sha, token=token, force_download=force_download,
                                   config_file=filename)
         else:
-            model = _load_official(model_entry, weights, sha, files, filename, token, force_download)
+            model = _load_converted(model_entry, weights, sha, files, filename, token, force_download)
     model.meta.update(entry_meta(model_entry, weights))
     return model
 
 
-def _load_official(model_entry: ModelEntry, weights: PretrainedEntry, sha: str, files: list[str], filename: str,
-                   token: str | None, force_download: bool) -> RecursiveModel:
+def _load_converted(model_entry: ModelEntry, weights: PretrainedEntry, sha: str, files: list[str], filename: str,
+                    token: str | None, force_download: bool) -> RecursiveModel:
     """Convert once, keep the result as safetensors keyed by the commit, and load that from then on."""
     repo_id = weights.hub_repo
     target = _converted_root(repo_id, sha) / filename.replace("/", "--")
     if (target / CONFIG_FILE).exists() and not force_download:
         return load_pretrained_dir(target)
-    if not weights.config_file:
+    official = weights.format == "official"
+    if official and not weights.config_file:
         raise HubError(f"{model_entry.name}.{weights.name}: an official checkpoint needs its all_config.yaml")
-    config_name = _resolve(weights.config_file, files, repo_id, near=filename)
-    config_path = _download(repo_id, config_name, sha, token, force_download)
+    config_path = None
+    if weights.config_file:
+        config_name = _resolve(weights.config_file, files, repo_id, near=filename)
+        config_path = _download(repo_id, config_name, sha, token, force_download)
     checkpoint = _download(repo_id, filename, sha, token, force_download)
     _verify(checkpoint, repo_id, filename)
-    expected = {"H_cycles": weights.H_cycles, "L_cycles": weights.L_cycles}
-    model = load_official_checkpoint(checkpoint, config_path, vocab_size=model_entry.config.get("vocab_size"),
-                                     seq_len=model_entry.config.get("seq_len"), expected=expected)
+    sizes = entry_config(model_entry)
+    model = load_checkpoint(checkpoint, config_path, converter=None if official else weights.format,
+                            vocab_size=sizes.get("vocab_size"), seq_len=sizes.get("seq_len"), expected=weights.expected)
     model.meta.update(entry_meta(model_entry, weights))
     model.meta["source"] = {"repo": repo_id, "revision": sha, "file": filename}
     save_pretrained(model, target)

@@ -1,4 +1,4 @@
-"""Tables of everything plugins contribute: backbones, recursions, halting policies, tasks, models.
+"""Tables of everything plugins contribute: backbones, recursions, halting policies, tasks, models, converters.
 
 The tables are filled once, lazily, by calling each plugin's hooks with a
 ``register`` callable bound to that plugin. Two plugins contributing the same
@@ -33,12 +33,15 @@ class PretrainedEntry:
     name: str
     hub_repo: str
     file: str
-    format: str = "trmzoo"  # "trmzoo" (safetensors + config.json) or "official" (pickled state dict)
+    format: str = "trmzoo"
+    """``trmzoo`` (safetensors + config.json), ``official`` (an official run's ``step_N`` file, converted
+    by the converter its all_config.yaml names), or the name of a registered converter that reads the file."""
     revision: str = "main"
     config_file: str | None = None
     task: str | None = None
-    H_cycles: int | None = None
-    L_cycles: int | None = None
+    expected: dict[str, Any] = field(default_factory=dict)
+    """Settings the weights were trained with that leave no trace in them (e.g. ``{"H_cycles": 3,
+    "L_cycles": 4}``), compared with the checkpoint's config on conversion."""
     score: str = ""
     score_source: str = ""
     license: str = "unknown"
@@ -50,12 +53,20 @@ class PretrainedEntry:
 
 
 @dataclass(frozen=True)
+class ConverterEntry:
+    name: str
+    converter: Any  # a trmzoo.convert.Converter
+    plugin: str
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     config: dict
     plugin: str
     description: str = ""
     pretrained: tuple[PretrainedEntry, ...] = ()
+    task: str | None = None  # the task whose vocabulary and grid length the config leaves out
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ class Registry:
     halting: dict[str, Component] = field(default_factory=dict)
     task: dict[str, TaskEntry] = field(default_factory=dict)
     model: dict[str, ModelEntry] = field(default_factory=dict)
+    converter: dict[str, ConverterEntry] = field(default_factory=dict)
     pretrained: dict[str, tuple[ModelEntry, PretrainedEntry]] = field(default_factory=dict)
     contributions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
@@ -118,9 +130,16 @@ def get_registry() -> Registry:
 
         return register
 
+    def converter_register(plugin: str):
+        def register(name: str, converter: Any) -> None:
+            reg._add("converter", name, ConverterEntry(name, converter, plugin), plugin)
+
+        return register
+
     def model_register(plugin: str):
-        def register(name: str, config: dict, *, description: str = "", pretrained=()) -> None:
-            entry = ModelEntry(name, dict(config), plugin, description, tuple(pretrained))
+        def register(name: str, config: dict, *, description: str = "", task: str | None = None,
+                     pretrained=()) -> None:
+            entry = ModelEntry(name, dict(config), plugin, description, tuple(pretrained), task)
             reg._add("model", name, entry, plugin)
             for weights in entry.pretrained:
                 for alias in (f"{name}.{weights.name}", *weights.aliases):
@@ -133,6 +152,7 @@ def get_registry() -> Registry:
     _collect("register_halting_policies", component("halting"))
     _collect("register_tasks", task_register)
     _collect("register_models", model_register)
+    _collect("register_converters", converter_register)
     _registry = reg
     return reg
 

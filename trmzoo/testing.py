@@ -32,7 +32,7 @@ from trmzoo.core.supervision import IGNORE_LABEL, supervision_loss
 from trmzoo.data.format import read_identifiers, read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.errors import PuzzleError
-from trmzoo.factory import build_model, create_task, model_config, resolve_model_config
+from trmzoo.factory import build_model, create_task, entry_config, model_config, resolve_model_config
 from trmzoo.plugins import plugin_failures, plugin_infos, pm
 from trmzoo.recipe import load_recipe
 from trmzoo.registry import get_registry
@@ -204,7 +204,7 @@ def check_model_entry(name: str, plugin: str | None = None) -> None:
     """A named model's config validates and builds (shapes only, on the meta device)."""
     entry = check_registered("model", name, plugin)
     with torch.device("meta"):
-        model = build_model(model_config(entry.config, source=f"model {name!r}"))
+        model = build_model(model_config(entry_config(entry), source=f"model {name!r}"))
     assert model.parameter_counts()[0] > 0, f"model {name!r} has no parameters"
 
 

@@ -111,24 +111,28 @@ def check_safetensors(path: str | Path) -> None:
         raise CheckpointError(f"{path}: truncated safetensors file ({actual} bytes, the header announces {8 + size + end})")
 
 
-def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], source: str) -> None:
-    """Copy ``state`` into ``model``; any missing, unexpected or misshapen tensor is an error naming it."""
+def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], source: str, *,
+                      names: dict[str, str] | None = None) -> None:
+    """Copy ``state`` into ``model``, cast to the model's dtypes; any missing, unexpected or misshapen
+    tensor is an error naming it (by ``names``, a converted checkpoint's own names, where given)."""
+    names = names or {}
     expected = model.state_dict()
+
+    def listed(keys: list[str]) -> str:
+        shown = ", ".join(names.get(k, k) for k in keys[:5])
+        return f"tensor{'s' if len(keys) > 1 else ''} {shown}{' ...' if len(keys) > 5 else ''}"
+
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+        parts = [f"missing {listed(missing)}"] if missing else []
+        parts += [f"unexpected {listed(unexpected)}"] if unexpected else []
         raise CheckpointError(f"{source}: weights do not match the model: {'; '.join(parts)}")
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise CheckpointError(
-                f"{source}: {key} has shape {tuple(tensor.shape)}, the model expects {tuple(expected[key].shape)}"
-            )
-    model.load_state_dict(state, strict=True)
+            raise CheckpointError(f"{source}: {names.get(key, key)} has shape {tuple(tensor.shape)}, "
+                                  f"the model expects {tuple(expected[key].shape)}")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
 def load_pretrained_dir(directory: str | Path) -> RecursiveModel:

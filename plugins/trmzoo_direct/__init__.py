@@ -1,9 +1,11 @@
-"""Built-in plugin: the direct-prediction baseline (the official ``transformers_baseline``).
+"""The direct-prediction baseline (the official ``transformers_baseline``): its recursion, its
+checkpoints' converter and the named models.
 
 No recursion: one 8-layer attention network with 12 heads (head_dim 42) is applied
 once per supervision step, ``y <- net(y + x)``, under the same deep-supervision and
-halting wrapper as HRM. The official baseline halts on ``q_halt > q_continue`` but
-never computes the continue target, hence Q-learning halting without bootstrap.
+halting wrapper as HRM (the TRM plugin's halting policies). The official baseline
+halts on ``q_halt > q_continue`` but never computes the continue target, hence
+Q-learning halting without bootstrap.
 
 For a plain single pass (no deep supervision, no halting) override the halting
 section with :data:`SINGLE_PASS`, e.g. ``create_model("direct_sudoku", halting=SINGLE_PASS)``
@@ -14,12 +16,82 @@ Parameter count (puzzle table excluded) for the ARC vocabulary: 27,145,218, as t
 
 from __future__ import annotations
 
+from typing import Callable, Literal
+
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
 from trmzoo import hookimpl
+from trmzoo.convert import OfficialConverter, not_computed
+from trmzoo.core.recursion import Recursion, init_state
 
-SUDOKU = {"vocab_size": 11, "seq_len": 81}
-MAZE = {"vocab_size": 6, "seq_len": 900}
-ARC = {"vocab_size": 12, "seq_len": 900}
 
+# -- the recursion ---------------------------------------------------------------------------------
+class DirectRecursionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["direct"] = "direct"
+    layers: int = 8
+    """Blocks of the single network applied once per supervision step."""
+
+
+class DirectRecursion(Recursion):
+    """No recursion: one deeper network applied once per step, ``y <- net(y, x)`` (the direct baseline)."""
+
+    def __init__(self, *, config: DirectRecursionConfig, make_net: Callable[[int], nn.Module], hidden_size: int) -> None:
+        super().__init__()
+        self.config = config
+        self.net = make_net(config.layers)
+        self.y_init, self.z_init = init_state(hidden_size), None
+
+    def forward(self, y, z, x):
+        return self.net(y, x), None
+
+    def readout(self, y, z):
+        return y
+
+
+# -- official checkpoints --------------------------------------------------------------------------
+BASELINE = "recursive_reasoning.transformers_baseline@Model_ACTV2"
+
+
+class BaselineConverter(OfficialConverter):
+    """The official ``transformers_baseline``: one network, its ``H_level``; attention only."""
+
+    levels = {"H_level": "recursion.net"}
+    inits = {"H_init": "recursion.y_init"}
+    has_mlp_t = False
+
+    def recursion(self, get, halting, source):
+        if get("act_enabled", True):  # halts on q_halt > q_continue; q_continue is never trained
+            halting.update(kind="q_learning", bootstrap=False)
+        else:
+            halting.update(kind="fixed", exploration_prob=0.0)
+        return {"kind": "direct", "layers": int(get("H_layers"))}
+
+    def layer_settings(self, config):
+        return {"H_level": ("H_layers", config["recursion"]["layers"])}
+
+    def describe(self, model):
+        cfg = model.config
+        rec, halt = cfg.recursion, cfg.halting
+        if rec.kind != "direct":
+            return None
+        ceil_len = -(cfg.puzzle_emb_ndim // -cfg.hidden_size)
+        if cfg.backbone.kind != "attention" or cfg.pos_encodings == "none" or cfg.prefix_len != ceil_len:
+            raise not_computed("the direct baseline needs attention, rope or learned positions, ceil(ndim/hidden) "
+                               "prefix slots")
+        if halt.kind == "q_learning" and not halt.bootstrap:
+            act_enabled = True
+        elif halt.kind == "fixed":
+            act_enabled = False
+        else:
+            raise not_computed(f"the direct baseline has no {halt.kind} halting with this setting")
+        arch = self.common_arch(model)
+        del arch["mlp_t"]
+        return {"name": self.name, **arch, "H_cycles": 1, "H_layers": rec.layers, "act_enabled": act_enabled}
+
+
+# -- named models ----------------------------------------------------------------------------------
 DIRECT = {
     "hidden_size": 512,
     "puzzle_emb_ndim": 512,
@@ -33,13 +105,24 @@ SINGLE_PASS = {"kind": "fixed", "max_steps": 1}
 """Halting section that makes the baseline one forward pass per example, trained once."""
 
 MODELS = {
-    "direct_sudoku": ({**DIRECT, **SUDOKU}, "Direct prediction, 8-layer transformer for 9x9 Sudoku (27M; paper: 0.0%)"),
-    "direct_maze": ({**DIRECT, **MAZE}, "Direct prediction, 8-layer transformer for 30x30 mazes (27M; paper: 0.0%)"),
-    "direct_arc": ({**DIRECT, **ARC}, "Direct prediction, 8-layer transformer for ARC-AGI (27M; paper: 21.0% / 0.0%)"),
+    "direct_sudoku": ("sudoku", "Direct prediction, 8-layer transformer for 9x9 Sudoku (27M; paper: 0.0%)"),
+    "direct_maze": ("maze", "Direct prediction, 8-layer transformer for 30x30 mazes (27M; paper: 0.0%)"),
+    "direct_arc": ("arc", "Direct prediction, 8-layer transformer for ARC-AGI (27M; paper: 21.0% / 0.0%)"),
 }
+
+
+# -- registration ----------------------------------------------------------------------------------
+@hookimpl
+def register_recursions(register):
+    register("direct", DirectRecursionConfig, DirectRecursion)
 
 
 @hookimpl
 def register_models(register):
-    for name, (config, description) in MODELS.items():
-        register(name, config, description=description)
+    for name, (task, description) in MODELS.items():
+        register(name, DIRECT, description=description, task=task)
+
+
+@hookimpl
+def register_converters(register):
+    register(BASELINE, BaselineConverter(BASELINE))

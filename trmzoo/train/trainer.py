@@ -149,7 +149,6 @@ class Trainer:
         if key in state and key in own and state[key].shape[1:] == own[key].shape[1:] \
                 and state[key].shape != own[key].shape:
             state[key] = state[key].mean(dim=0, keepdim=True).expand_as(own[key]).contiguous()
-        state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
         load_state_strict(self.model, state, f"--init-from {source}")
 
     # -- one step ----------------------------------------------------------------------------
