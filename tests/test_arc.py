@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import trmzoo
-from trmzoo.data import read_identifiers, read_split
+from trmzoo.core.provenance import Provenance
+from trmzoo.data import embedding_fingerprint, read_identifiers, read_split
 from trmzoo.errors import CheckpointError, DataError, PuzzleError
 from trmzoo.registry import lookup
 
@@ -322,7 +323,7 @@ def tiny_model(data_dir: Path):
         "recursion": {"kind": "trm", "H_cycles": 1, "L_cycles": 1, "L_layers": 1},
         "halting": {"kind": "bce", "max_steps": 2},
     }).eval()
-    model.meta["data_dir"] = str(data_dir)
+    model.provenance.identifiers = read_identifiers(data_dir)
     return model
 
 
@@ -331,7 +332,7 @@ class EchoModel(torch.nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        self.model, self.meta, self.puzzle_emb = model, model.meta, model.puzzle_emb
+        self.model, self.provenance, self.puzzle_emb = model, model.provenance, model.puzzle_emb
 
     def rollout(self, batch, **kwargs):
         outputs = self.model.rollout(batch, **kwargs)
@@ -373,9 +374,25 @@ def test_solve_refuses_a_task_the_model_never_saw(arc1, tmp_path):
     with pytest.raises(PuzzleError, match="no task id"):
         task.solve(tiny_model(arc1), task.parse(json.dumps(GOOD)))
     model = tiny_model(arc1)
-    model.meta["data"] = {"embedding_fingerprint": "sha256:0000000000000000"}
+    model.provenance.data.embedding_fingerprint = "sha256:0000000000000000"
     with pytest.raises(CheckpointError, match="not the build this model"):
         task.solve(model, task.parse(str(path)))
-    model.meta.clear()
+    model.provenance = Provenance()
     with pytest.raises(DataError, match="identifiers"):
         task.solve(model, task.parse(str(path)))
+
+
+def test_a_saved_model_solves_from_its_weight_folder_alone(arc1, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(arc1, data)
+    model = tiny_model(data)
+    model.provenance.data.embedding_fingerprint = embedding_fingerprint(read_identifiers(data))
+    trmzoo.save_pretrained(model, tmp_path / "weights")
+    shutil.rmtree(data)  # no path to the build is kept: its identifiers travel in the weight folder
+    config = (tmp_path / "weights" / "config.json").read_text()
+    assert str(tmp_path) not in config and "data_dir" not in config
+    loaded = trmzoo.load(tmp_path / "weights")
+    task = make_task()
+    puzzle = task.parse(str(task_file(tmp_path, arc1)))
+    solution = task.solve(loaded, puzzle)
+    assert solution.votes == task.solve(model, puzzle).votes and sum(c for c, _ in solution.votes[0]) == 4

@@ -120,7 +120,8 @@ def test_round_trip_through_an_official_run_folder(tmp_path, variant):
     write_identifiers(run / "data", ["<blank>", "puzzle_a"])
     loaded = load_official_checkpoint(run / "step_12", run / "all_config.yaml", data_dir=run / "data")
     assert loaded.config == model.config
-    assert loaded.meta["data"]["embedding_fingerprint"] == embedding_fingerprint(["<blank>", "puzzle_a"])
+    assert loaded.provenance.data.embedding_fingerprint == embedding_fingerprint(["<blank>", "puzzle_a"])
+    assert loaded.provenance.identifiers == ["<blank>", "puzzle_a"]
     _same_outputs(model, loaded)
 
 
@@ -254,7 +255,8 @@ def test_convert_command_writes_a_loadable_model(tmp_path):
     loaded = trmzoo.load(out)
     direct = load_official_checkpoint(folder / "step_0", folder / "all_config.yaml", data_dir=folder)
     assert loaded.config == direct.config
-    assert loaded.meta["official_arch"] == ARCHITECTURES[3]
+    assert loaded.provenance.source.converter == ARCHITECTURES[3] == loaded.meta["official_arch"]
+    assert loaded.provenance.source.checkpoint == "step_0"
     _same_outputs(loaded, direct)
 
 

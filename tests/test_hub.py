@@ -16,6 +16,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundE
 import trmzoo
 from trmzoo import hub
 from trmzoo.convert import to_official
+from trmzoo.core.provenance import DataProvenance, Provenance
 from trmzoo.data import DatasetMetadata, SplitArrays, embedding_fingerprint, write_identifiers, write_split
 from trmzoo.errors import CheckpointError, DataError, HubError
 from trmzoo.registry import ModelEntry, PretrainedEntry, get_registry
@@ -62,8 +63,8 @@ def tiny_model(seed: int = 0):
     with torch.no_grad():  # make every tensor, the puzzle table included, differ from a fresh model
         for tensor in model.state_dict().values():
             tensor.copy_(torch.randn_like(tensor) * 0.1)
-    model.meta.update({"architecture": "tiny", "task": {"name": "sudoku"},
-                       "data": {"embedding_fingerprint": embedding_fingerprint(IDS), "build_fingerprint": "sha256:0"}})
+    model.provenance = Provenance(architecture="tiny", task={"name": "sudoku"}, data=DataProvenance(
+        embedding_fingerprint=embedding_fingerprint(IDS), build_fingerprint="sha256:0"))
     return model.eval()
 
 
@@ -89,7 +90,7 @@ def test_load_hf_hub_repo_downloads_caches_pins_and_works_offline(fake_hub, tmp_
 
     latest = trmzoo.load("hf-hub:org/tiny")
     assert torch.equal(outputs(latest), outputs(newer))
-    assert latest.meta["source"]["revision"] == fake_hub.head("org/tiny")
+    assert latest.provenance.source.revision == fake_hub.head("org/tiny")
     pinned = trmzoo.load(f"hf-hub:org/tiny@{first}")
     assert torch.equal(outputs(pinned), outputs(original))
     assert not pinned.training
@@ -122,8 +123,8 @@ def test_official_checkpoint_converts_once_then_loads_from_the_converted_cache(f
 
     loaded = hub.load_entry(*entry)
     assert torch.equal(outputs(loaded), outputs(model))
-    assert loaded.meta["source"]["file"] == "run/step_40"
-    assert loaded.meta["pretrained"] == "tiny.t" and loaded.meta["task"] == {"name": "sudoku"}
+    assert loaded.provenance.source.file == "run/step_40"
+    assert loaded.provenance.pretrained == "tiny.t" and loaded.provenance.task == {"name": "sudoku"}
     sha = fake_hub.head("org/official")
     converted = Path(constants.HF_HOME) / "trmzoo" / "converted" / "org--official" / sha / "run--step_40"
     assert (converted / "model.safetensors").exists() and (converted / "puzzle_emb.safetensors").exists()
@@ -203,7 +204,8 @@ def test_no_network_and_not_cached_says_how_to_fetch(fake_hub, monkeypatch):
 def test_push_uploads_weights_and_a_model_card_then_loads_back(fake_hub, tmp_path):
     model = tiny_model(6)
     run = tmp_path / "run"
-    trmzoo.save_pretrained(model, run / "weights", extra={"step": 12})
+    model.provenance.step = 12
+    trmzoo.save_pretrained(model, run / "weights")
     (run / "recipe.yaml").write_text("task:\n  name: sudoku\ntrain:\n  lr: 0.0001\n")
     (run / "metrics.jsonl").write_text(
         json.dumps({"step": 6, "eval/exact_accuracy": 0.25}) + "\n"
@@ -246,13 +248,13 @@ def build_data(root, identifiers, vocab_size=6, seq_len=4):
 
 def test_check_data_compatible_refuses_other_builds_with_how_to_build(tmp_path):
     model = tiny_model(7)
-    model.meta["data_build"] = "build it with: trmzoo build tiny"
+    model.provenance.data.build = "build it with: trmzoo build tiny"
     trmzoo.check_data_compatible(model, build_data(tmp_path / "same", IDS))
     with pytest.raises(DataError, match="not the build .* build it with: trmzoo build tiny"):
         trmzoo.check_data_compatible(model, build_data(tmp_path / "reordered", ["<blank>", "b", "a"]))
     with pytest.raises(DataError, match="seq_len 9 does not match the model's 4"):
         trmzoo.check_data_compatible(model, build_data(tmp_path / "long", IDS, seq_len=9))
-    model.meta["eval_refusal"] = "no evaluation here"
+    model.provenance.eval_refusal = "no evaluation here"
     with pytest.raises(DataError, match="no evaluation here"):
         trmzoo.check_data_compatible(model, tmp_path / "same")
 
@@ -275,8 +277,8 @@ def test_registered_pretrained_entries_fit_their_models():
 
 def test_hrm_arc_entry_loads_but_refuses_evaluation():
     model_entry, weights = get_registry().pretrained["hrm-arc2-27m"]
-    meta = hub.entry_meta(model_entry, weights)
-    assert meta["task"] == {"name": "arc"} and "does not reproduce" in meta["eval_refusal"]
+    provenance = hub.entry_provenance(model_entry, weights, Provenance())
+    assert provenance.task == {"name": "arc"} and "does not reproduce" in provenance.eval_refusal
 
 
 def test_push_and_info_commands(fake_hub, tmp_path):

@@ -22,7 +22,7 @@ def model_dir(tmp_path_factory):
         backbone={"kind": "attention", "num_heads": 2}, recursion={"kind": "trm", "H_cycles": 1, "L_cycles": 1, "L_layers": 1},
         halting={"kind": "bce", "max_steps": 3},
     ))
-    model.meta["task"] = {"name": "sudoku", "box_rows": 2, "box_cols": 2}
+    model.provenance.task = {"name": "sudoku", "box_rows": 2, "box_cols": 2}
     return trmzoo.save_pretrained(model, tmp_path_factory.mktemp("sudoku4") / "weights")
 
 

@@ -347,7 +347,7 @@ def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len) -> None
     save_pretrained(model, out)
     cfg = model.config
     click.echo(
-        f"{out}: {model.meta['official_arch'].split('@')[0]} -> trmzoo (hidden {cfg.hidden_size},"
+        f"{out}: {model.provenance.source.converter.split('@')[0]} -> trmzoo (hidden {cfg.hidden_size},"
         f" vocab {cfg.vocab_size}, seq_len {cfg.seq_len}, {cfg.num_puzzle_identifiers} puzzle ids)"
     )
 

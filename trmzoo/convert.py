@@ -31,7 +31,8 @@ import torch
 
 from trmzoo.core.layers import swiglu_width
 from trmzoo.core.model import RecursiveModel
-from trmzoo.data.format import DatasetMetadata, embedding_fingerprint, read_identifiers
+from trmzoo.core.provenance import SourceProvenance
+from trmzoo.data.format import IDENTIFIERS_FILE, DatasetMetadata, embedding_fingerprint, read_identifiers
 from trmzoo.errors import CheckpointError, DataError, RecipeError
 from trmzoo.factory import build_model
 from trmzoo.registry import get_registry, lookup
@@ -362,7 +363,7 @@ def convert_checkpoint(converter: Converter, tensors: dict[str, torch.Tensor], s
     except RecipeError as exc:
         raise CheckpointError(f"{source}: the config does not describe a valid model ({exc})") from None
     load_state_strict(model, state, source, names=converter.foreign_names(model))
-    model.meta["official_arch"] = converter.name
+    model.provenance.source = SourceProvenance(converter=converter.name)
     model.eval()
     return model
 
@@ -491,9 +492,11 @@ def load_checkpoint(
                 raise CheckpointError(f"{key} {sizes[key]} was given but {data_dir}/train/dataset.json says {value}")
             sizes[key] = value
     model = convert_checkpoint(chosen, tensors, settings, sizes=sizes, source=str(path))
-    model.meta["source_checkpoint"] = path.name
-    if data_dir is not None and (Path(data_dir) / "identifiers.json").exists():
-        model.meta["data"] = {"embedding_fingerprint": embedding_fingerprint(read_identifiers(data_dir))}
+    model.provenance.source.checkpoint = path.name
+    if data_dir is not None and (Path(data_dir) / IDENTIFIERS_FILE).exists():
+        identifiers = read_identifiers(data_dir)
+        model.provenance.identifiers = identifiers
+        model.provenance.data.embedding_fingerprint = embedding_fingerprint(identifiers)
     return model
 
 

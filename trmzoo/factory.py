@@ -55,7 +55,7 @@ def create_model(name: str, **overrides: Any) -> RecursiveModel:
     (nested sections as dicts, e.g. ``recursion={"L_cycles": 4}``)."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
     model = build_model(model_config(_merge(entry_config(lookup("model", name)), overrides), source=name))
-    model.meta["architecture"] = name
+    model.provenance.architecture = name
     return model
 
 
@@ -66,7 +66,7 @@ def create_task(config: TaskConfig) -> Task:
 
 def task_of(model: RecursiveModel) -> Task:
     """The task a loaded model was trained for, built from the config it records."""
-    task_cfg = model.meta.get("task")
+    task_cfg = model.provenance.task
     if not task_cfg or "name" not in task_cfg:
         raise TrmzooError("this model does not record its task; it cannot read puzzles or pick an evaluator")
     entry = lookup("task", task_cfg["name"])
@@ -76,7 +76,7 @@ def task_of(model: RecursiveModel) -> Task:
 def resolve_model_config(recipe: Any, metadata: Any = None, task: Task | None = None) -> ModelConfigBase:
     """The recipe's model config with the dataset's vocabulary, length and puzzle count filled in
     (from the dataset's ``metadata``, or without data from the ``task``'s sizes)."""
-    data = recipe.model.model_dump()
+    data = recipe.model.model_dump(exclude={"preset"})
     sizes = (
         {"vocab_size": metadata.vocab_size, "seq_len": metadata.seq_len,
          "num_puzzle_identifiers": metadata.num_puzzle_identifiers}

@@ -28,6 +28,8 @@ from huggingface_hub import errors as hf_errors
 from trmzoo.card import HUB_PREFIX
 from trmzoo.convert import load_checkpoint
 from trmzoo.core.model import RecursiveModel
+from trmzoo.core.provenance import Provenance, SourceProvenance
+from trmzoo.data.format import IDENTIFIERS_FILE
 from trmzoo.errors import CheckpointError, HubError
 from trmzoo.factory import entry_config
 from trmzoo.registry import ModelEntry, PretrainedEntry, get_registry
@@ -39,6 +41,7 @@ from trmzoo.weights import (
 )
 
 hf_hub_download = partial(huggingface_hub.hf_hub_download, library_name="trmzoo", library_version=__version__)
+snapshot_download = partial(huggingface_hub.snapshot_download, library_name="trmzoo", library_version=__version__)
 
 
 def split_hub_id(text: str) -> tuple[str, str | None]:
@@ -78,7 +81,9 @@ def _hub_errors(repo_id: str, what: str, revision: str | None = None) -> Iterato
     except Exception as exc:
         if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
             raise HubError(f"{where}: the download of {what} was cut short; try again") from None
-        if not _unreachable(exc):
+        if isinstance(exc, json.JSONDecodeError):  # a captive portal or proxy answered instead of the Hub
+            exc = "the answer was not the Hub's"
+        elif not _unreachable(exc):
             raise
         raise HubError(f"{where}: cannot reach the Hub at {constants.ENDPOINT} ({exc}); connect (or set "
                        "HF_ENDPOINT to a mirror, or HF_HUB_OFFLINE=1 to use the cache) and try again") from None
@@ -96,13 +101,6 @@ def _download(repo_id: str, filename: str, revision: str | None, token: str | No
     with _hub_errors(repo_id, filename, revision):
         return Path(hf_hub_download(repo_id, filename, revision=revision, token=token,
                                     force_download=force_download))
-
-
-def _snapshot_of(path: Path, filename: str) -> Path:
-    """The ``snapshots/<commit>`` folder a downloaded file sits in."""
-    for _ in Path(filename).parts:
-        path = path.parent
-    return path
 
 
 def _repo_files(repo_id: str, revision: str, token: str | None) -> tuple[str, list[str]]:
@@ -154,22 +152,20 @@ def _converted_root(repo_id: str, sha: str) -> Path:
     return Path(constants.HF_HOME) / "trmzoo" / "converted" / repo_id.replace("/", "--") / sha
 
 
-def entry_meta(model_entry: ModelEntry, weights: PretrainedEntry) -> dict[str, Any]:
-    """What a model loaded from a pretrained entry carries in ``model.meta``."""
-    meta: dict[str, Any] = {
+def entry_provenance(model_entry: ModelEntry, weights: PretrainedEntry, provenance: Provenance) -> Provenance:
+    """``provenance`` completed with what a registered pretrained entry says of its weights."""
+    data = {"embedding_fingerprint": weights.embedding_fingerprint, "build": weights.data_build}
+    update: dict[str, Any] = {
         "architecture": model_entry.name,
         "pretrained": f"{model_entry.name}.{weights.name}",
         "license": weights.license,
+        "data": provenance.data.model_copy(update={k: v for k, v in data.items() if v}),
     }
     if weights.task:
-        meta["task"] = {"name": weights.task}
-    if weights.embedding_fingerprint:
-        meta["data"] = {"embedding_fingerprint": weights.embedding_fingerprint}
-    if weights.data_build:
-        meta["data_build"] = weights.data_build
+        update["task"] = {"name": weights.task}
     if weights.eval_refusal:
-        meta["eval_refusal"] = weights.eval_refusal
-    return meta
+        update["eval_refusal"] = weights.eval_refusal
+    return provenance.model_copy(update=update)
 
 
 def _verify(path: Path, repo_id: str, filename: str) -> None:
@@ -186,19 +182,29 @@ def _verify(path: Path, repo_id: str, filename: str) -> None:
 
 def load_hub_repo(repo_id: str, *, revision: str | None = None, token: str | None = None,
                   force_download: bool = False, config_file: str = CONFIG_FILE) -> RecursiveModel:
-    """Load a repository in the trmzoo weight format (config.json + safetensors)."""
-    config_path = _download(repo_id, config_file, revision, token, force_download)
-    sha = _snapshot_of(config_path, config_file).name  # pin the other files to the same commit
+    """Load a repository (or a folder of one, named by its ``config_file``) in the trmzoo weight format:
+    one ``snapshot_download`` of the folder's files, all at the commit ``revision`` points to."""
     prefix = config_file[: -len(CONFIG_FILE)]
-    config = read_config(config_path.parent)
+    wanted = [prefix + name for name in (CONFIG_FILE, WEIGHTS_FILE, PUZZLE_FILE, IDENTIFIERS_FILE)]
+    with _hub_errors(repo_id, config_file, revision):
+        snapshot = Path(snapshot_download(repo_id, revision=revision, token=token, force_download=force_download,
+                                          allow_patterns=wanted))
+    folder = snapshot / prefix
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    if not (folder / CONFIG_FILE).is_file():
+        raise HubError(f"{where}: no file {config_file!r} in the repository")
+    config = read_config(folder)
     if "model_args" not in config:
         raise HubError(f"{repo_id}: {config_file} is not a trmzoo config (no model_args); official-format "
                        "checkpoints load through a registered name, see trmzoo.list_models(pretrained=True)")
     names = [WEIGHTS_FILE] + ([PUZZLE_FILE] if config["model_args"].get("puzzle_emb_ndim", 1) else [])
     for name in names:
-        _verify(_download(repo_id, prefix + name, sha, token, force_download), repo_id, prefix + name)
-    model = load_pretrained_dir(config_path.parent)
-    model.meta.setdefault("source", {"repo": repo_id, "revision": sha, "file": config_file})
+        if not (folder / name).is_file():
+            raise HubError(f"{where}: no file {prefix + name!r} in the repository")
+        _verify(folder / name, repo_id, prefix + name)
+    model = load_pretrained_dir(folder)
+    if model.provenance.source is None:
+        model.provenance.source = SourceProvenance(repo=repo_id, revision=snapshot.name, file=config_file)
     return model
 
 
@@ -222,7 +228,7 @@ def load_entry(model_entry: ModelEntry, weights: PretrainedEntry, *, revision: s
                                   config_file=filename)
         else:
             model = _load_converted(model_entry, weights, sha, files, filename, token, force_download)
-    model.meta.update(entry_meta(model_entry, weights))
+    model.provenance = entry_provenance(model_entry, weights, model.provenance)
     return model
 
 
@@ -245,8 +251,9 @@ def _load_converted(model_entry: ModelEntry, weights: PretrainedEntry, sha: str,
     sizes = entry_config(model_entry)
     model = load_checkpoint(checkpoint, config_path, converter=None if official else weights.format,
                             vocab_size=sizes.get("vocab_size"), seq_len=sizes.get("seq_len"), expected=weights.expected)
-    model.meta.update(entry_meta(model_entry, weights))
-    model.meta["source"] = {"repo": repo_id, "revision": sha, "file": filename}
+    model.provenance = entry_provenance(model_entry, weights, model.provenance)
+    model.provenance.source = model.provenance.source.model_copy(update={"repo": repo_id, "revision": sha,
+                                                                         "file": filename})
     save_pretrained(model, target)
     return model
 

@@ -110,10 +110,17 @@ def _schemas(registry_id: int) -> tuple[type, type]:
         recursion=(_union(recursions, "kind"), default(reg.recursion, "trm")),
         halting=(_union(haltings, "kind"), default(reg.halting, "bce")),
     )
+    recipe_model_cls = create_model(
+        "RecipeModelConfig",
+        __base__=model_cls,
+        preset=(str | None, Field(None, description=(
+            "Start from this registered model's config; the other keys override it. Kept after validation, so "
+            "a trained model names the architecture it started from."))),
+    )
     recipe_cls = create_model(
         "Recipe",
         __base__=Strict,
-        model=(model_cls, ...),
+        model=(recipe_model_cls, ...),
         task=(_union(tasks, "name"), ...),
         data=(DataConfig, DataConfig()),
         train=(TrainConfig, TrainConfig()),
@@ -168,6 +175,8 @@ def expand_model_preset(model: dict) -> dict:
     if not isinstance(model, dict) or "preset" not in model:
         return model
     rest = {k: v for k, v in model.items() if k != "preset"}
+    if model["preset"] is None:
+        return rest
     return _merge(lookup("model", model["preset"]).config, rest)
 
 
@@ -196,8 +205,8 @@ def validate_recipe(data: dict, source: str = "recipe", overrides: tuple[str, ..
     data = copy.deepcopy(data)
     for assignment in overrides:
         apply_override(data, assignment)
-    if isinstance(data.get("model"), dict):
-        data["model"] = expand_model_preset(data["model"])
+    if isinstance(data.get("model"), dict) and data["model"].get("preset") is not None:
+        data["model"] = {**expand_model_preset(data["model"]), "preset": data["model"]["preset"]}
     try:
         return recipe_cls().model_validate(data)
     except ValidationError as exc:

@@ -296,13 +296,14 @@ def check_parse_render(task: Task, texts: list[str], *, roundtrip: bool = True) 
 def check_solve(task: Task, puzzle: Puzzle, num_puzzle_identifiers: int = 1, data_dir: Path | None = None) -> Solution:
     """An untrained tiny model solves ``puzzle`` into a Solution of the task's shape and drawing.
 
-    The model's meta holds the task config and, when given, ``data_dir`` (the build it was trained on)."""
+    The model's provenance holds the task config and, when ``data_dir`` (the build it was trained on) is
+    given, its puzzle identifiers."""
     config = tiny_model_config(vocab_size=task.vocab_size, seq_len=task.seq_len,
                                num_puzzle_identifiers=num_puzzle_identifiers)
     model = build_model(config)
-    model.meta["task"] = task.config.model_dump(mode="json")
+    model.provenance.task = task.config.model_dump(mode="json")
     if data_dir is not None:
-        model.meta["data_dir"] = str(data_dir)
+        model.provenance.identifiers = read_identifiers(data_dir)
     solution = task.solve(model, puzzle)
     assert isinstance(solution, Solution), f"solve returned {type(solution).__name__}, not a Solution"
     assert np.shape(solution.tokens) == (task.seq_len,), \

@@ -1,9 +1,15 @@
-"""The trmzoo weight format: a folder with ``config.json``, ``model.safetensors`` and,
-when the model has one, ``puzzle_emb.safetensors``.
+"""The trmzoo weight format: a folder with ``config.json``, ``model.safetensors``, when the
+model has one ``puzzle_emb.safetensors``, when they are known the puzzle identifiers
+(``identifiers.json``), and the ``README.md`` model card.
 
-The per-puzzle embedding table lives in its own file because for ARC it is 99% of
-the bytes and belongs to one data build (recorded as ``embedding_fingerprint``).
-Loading checks names and shapes strictly.
+``config.json`` (``format_version`` 2) holds the model's arguments, its parameter counts
+and its :class:`~trmzoo.core.provenance.Provenance` (architecture, task, data build,
+source, license, training step). The per-puzzle embedding table lives in its own file
+because for ARC it is 99% of the bytes and belongs to one data build (recorded as
+``embedding_fingerprint``); the names of its rows travel with it in ``identifiers.json``,
+so nothing points at a folder of the machine that wrote the weights. Folders of
+``format_version`` 1 (trmzoo 0.1, whose config held free-form keys and an absolute
+``data_dir``) still load. Loading checks names and shapes strictly.
 """
 
 from __future__ import annotations
@@ -15,19 +21,25 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
+from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from trmzoo.card import CARD_FILE, render_card
 from trmzoo.core.model import RecursiveModel
+from trmzoo.core.provenance import Provenance
+from trmzoo.data.format import IDENTIFIERS_FILE, read_identifiers
 from trmzoo.errors import CheckpointError
 from trmzoo.factory import build_model
+from trmzoo.recipe import format_validation_error
 from trmzoo.version import __version__
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PUZZLE_FILE = "puzzle_emb.safetensors"
 PUZZLE_KEY = "puzzle_emb.weight"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+WEIGHT_KEYS = ("format_version", "trmzoo_version", "model_args", "parameters")
+"""The keys of config.json that are not the provenance record."""
 
 
 def atomic_write(path: Path, write) -> None:
@@ -45,8 +57,9 @@ def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[st
     return state, table
 
 
-def save_pretrained(model: RecursiveModel, directory: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` as a trmzoo weight folder with its model card; every file is written atomically."""
+def save_pretrained(model: RecursiveModel, directory: str | Path) -> Path:
+    """Write ``model`` as a trmzoo weight folder with its provenance and model card; every file is
+    written atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     network, table = model_state(model)
@@ -57,12 +70,13 @@ def save_pretrained(model: RecursiveModel, directory: str | Path, *, extra: dict
     config = {
         "format_version": FORMAT_VERSION,
         "trmzoo_version": __version__,
-        "architecture": model.meta.get("architecture"),
         "model_args": model.config.model_dump(mode="json"),
         "parameters": dict(zip(("network", "puzzle_table"), model.parameter_counts())),
-        **{k: v for k, v in model.meta.items() if k != "architecture"},
-        **(extra or {}),
+        **model.provenance.model_dump(mode="json", exclude_defaults=True),
     }
+    identifiers = model.provenance.identifiers
+    if identifiers is not None:
+        atomic_write(directory / IDENTIFIERS_FILE, lambda p: p.write_text(json.dumps(identifiers)))
     atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
     write_card(directory, config, network_params=config["parameters"]["network"],
                table_params=config["parameters"]["puzzle_table"], location=str(directory))
@@ -135,17 +149,43 @@ def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], sou
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
+def read_provenance(directory: str | Path, config: dict[str, Any]) -> Provenance:
+    """The provenance a weight folder's config.json records (either format version), with the puzzle
+    identifiers of its identifiers.json, or for a version 1 folder of its ``data_dir`` while that exists."""
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    version = config.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {version} is newer than this trmzoo reads "
+                              f"({FORMAT_VERSION}); upgrade trmzoo")
+    if version == 1:
+        provenance = Provenance.from_v1(config)
+        old_dir = config.get("data_dir")
+        if provenance.identifiers is None and old_dir and (Path(old_dir) / IDENTIFIERS_FILE).is_file():
+            provenance.identifiers = read_identifiers(old_dir)
+    else:
+        record = {k: v for k, v in config.items() if k not in WEIGHT_KEYS}
+        try:
+            provenance = Provenance.model_validate(record)
+        except ValidationError as exc:
+            raise CheckpointError(format_validation_error(exc, record, str(path))) from None
+    if (directory / IDENTIFIERS_FILE).is_file():
+        provenance.identifiers = read_identifiers(directory)
+    return provenance
+
+
 def load_pretrained_dir(directory: str | Path) -> RecursiveModel:
     """Build the model described by a weight folder's config.json and load its weights."""
     directory = Path(directory)
     config = read_config(directory)
     if "model_args" not in config:
         raise CheckpointError(f"{directory / CONFIG_FILE}: no model_args; not a trmzoo model config")
+    provenance = read_provenance(directory, config)
     model = build_model(config["model_args"])
     state = _read_tensors(directory / WEIGHTS_FILE)
     if model.puzzle_emb is not None:
         state.update(_read_tensors(directory / PUZZLE_FILE))
     load_state_strict(model, state, str(directory))
-    model.meta.update({k: v for k, v in config.items() if k not in ("model_args", "format_version", "trmzoo_version")})
+    model.provenance = provenance
     model.eval()
     return model

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from trmzoo import Puzzle, Solution
-from trmzoo.data import embedding_fingerprint, read_identifiers
+from trmzoo.data import embedding_fingerprint
 from trmzoo.errors import CheckpointError, DataError, PuzzleError
 from trmzoo.task import quote, read_puzzle_text
 
@@ -87,18 +87,16 @@ def render_grid(grid: np.ndarray) -> str:
 
 
 def model_identifiers(model) -> list[str]:
-    """The puzzle names behind the model's puzzle-table rows (meta ``identifiers`` or ``data_dir``),
-    checked against the embedding fingerprint the model recorded, when it did."""
-    if model.meta.get("identifiers") is not None:
-        identifiers, where = list(model.meta["identifiers"]), "model meta identifiers"
-    elif model.meta.get("data_dir"):
-        identifiers, where = read_identifiers(model.meta["data_dir"]), f"{model.meta['data_dir']}/identifiers.json"
-    else:
-        raise DataError("model: meta has neither 'identifiers' nor 'data_dir'; ARC solving needs the "
+    """The puzzle names behind the model's puzzle-table rows (its provenance's ``identifiers``, which
+    its weight folder keeps in identifiers.json), checked against the embedding fingerprint the model
+    recorded, when it did."""
+    identifiers = model.provenance.identifiers
+    if identifiers is None:
+        raise DataError("model: it records no puzzle identifiers; ARC solving needs the "
                         "identifiers.json of the build the model was trained on")
-    recorded = (model.meta.get("data") or {}).get("embedding_fingerprint")
+    recorded = model.provenance.data.embedding_fingerprint
     if recorded and recorded != embedding_fingerprint(identifiers):
-        raise CheckpointError(f"{where}: not the build this model's puzzle table was trained on "
+        raise CheckpointError(f"model identifiers: not the build this model's puzzle table was trained on "
                               f"({embedding_fingerprint(identifiers)}, the model records {recorded})")
     return identifiers
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from torch import nn
 
 from trmzoo.core.halting import HaltingPolicy
 from trmzoo.core.layers import CastedEmbedding, CastedLinear
+from trmzoo.core.provenance import Provenance
 from trmzoo.core.recursion import Recursion
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -140,7 +142,14 @@ class RecursiveModel(nn.Module):
         with torch.no_grad():  # start by (almost) never halting
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5)
-        self.meta: dict[str, Any] = {}  # name, task, data fingerprints: filled by create_model / load
+        self.provenance = Provenance()
+        """What the model is and where its weights come from (filled by create_model, training, conversion, load)."""
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """A read-only view of :attr:`provenance` under the keys of trmzoo 0.1's ``meta`` dict,
+        for code written against it."""
+        return MappingProxyType(self.provenance.v1())
 
     def parameter_counts(self) -> tuple[int, int]:
         """(learned network parameters, puzzle-table values). The table is a buffer with its own

@@ -22,6 +22,7 @@ from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import DataError
 
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+IDENTIFIERS_FILE = "identifiers.json"
 
 
 class DatasetMetadata(BaseModel):
@@ -66,7 +67,7 @@ def write_split(root: str | Path, split: str, arrays: SplitArrays, metadata: Dat
 
 
 def write_identifiers(root: str | Path, identifiers: list[str]) -> None:
-    with open(Path(root) / "identifiers.json", "w") as f:
+    with open(Path(root) / IDENTIFIERS_FILE, "w") as f:
         json.dump(identifiers, f)
 
 
@@ -87,9 +88,9 @@ def read_split(root: str | Path, split: str, *, mmap: bool = False) -> tuple[Dat
 
 
 def read_identifiers(root: str | Path) -> list[str]:
-    path = Path(root) / "identifiers.json"
+    path = Path(root) / IDENTIFIERS_FILE
     if not path.exists():
-        raise DataError(f"{root}: no identifiers.json")
+        raise DataError(f"{root}: no {IDENTIFIERS_FILE}")
     return json.loads(path.read_text())
 
 
@@ -103,7 +104,7 @@ def build_fingerprint(root: str | Path) -> str:
     """Hash of every array and metadata file of a build, in a fixed order."""
     digest = hashlib.sha256()
     root = Path(root)
-    files = [root / "identifiers.json"]
+    files = [root / IDENTIFIERS_FILE]
     for split in sorted(p.name for p in root.iterdir() if (p / "dataset.json").exists()):
         files.append(root / split / "dataset.json")
         files.extend(root / split / f"all__{name}.npy" for name in ARRAY_NAMES)
@@ -122,11 +123,12 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
     identifiers of the build (their ``embedding_fingerprint``): a table row means a
     puzzle only in the build it was trained with.
     """
-    name = model.meta.get("pretrained") or model.meta.get("architecture") or "model"
-    if model.meta.get("eval_refusal"):
-        raise DataError(f"{name}: {model.meta['eval_refusal']}")
+    provenance = model.provenance
+    name = provenance.pretrained or provenance.architecture or "model"
+    if provenance.eval_refusal:
+        raise DataError(f"{name}: {provenance.eval_refusal}")
     data_dir = Path(data_dir)
-    how = model.meta.get("data_build") or "rebuild it with the recipe the model was trained with"
+    how = provenance.data.build or "rebuild it with the recipe the model was trained with"
     found = [data_dir / split / "dataset.json" for split in ("test", "train")]
     meta_path = next((path for path in found if path.exists()), None)
     if meta_path is None:
@@ -140,7 +142,7 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
     if model.puzzle_emb is None:
         return
     identifiers = read_identifiers(data_dir)
-    expected = (model.meta.get("data") or {}).get("embedding_fingerprint")
+    expected = provenance.data.embedding_fingerprint
     actual = embedding_fingerprint(identifiers)
     if expected and expected != actual:
         raise DataError(f"{data_dir}: puzzle identifiers {actual} are not the build {expected} that {name}'s "

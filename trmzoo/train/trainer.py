@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from trmzoo import distributed as D
 from trmzoo.api import load
 from trmzoo.core.model import Carry
+from trmzoo.core.provenance import DataProvenance, Provenance
 from trmzoo.core.supervision import supervision_loss
 from trmzoo.data.format import build_fingerprint, embedding_fingerprint, read_identifiers, read_split
 from trmzoo.data.loader import TrainBatches
@@ -86,7 +87,7 @@ class Trainer:
             self.autocast_dtype = getattr(torch, config.forward_dtype)
             config = config.model_copy(update={"forward_dtype": "float32"})
         self.model = build_model(config).to(self.device)
-        self.model.meta.update(self._meta())
+        self.model.provenance = self._provenance()
         if init_from:
             self._init_from(init_from)
         D.broadcast_state(self.model, self.dist)
@@ -129,17 +130,17 @@ class Trainer:
                     net.compile()
 
     # -- set-up ------------------------------------------------------------------------------
-    def _meta(self) -> dict[str, Any]:
+    def _provenance(self) -> Provenance:
+        """What the trained weights say of themselves: the recipe's preset, its task, the data build and
+        its puzzle identifiers (kept in the weight folder, so no path of this machine is recorded)."""
         identifiers = read_identifiers(self.data_dir)
-        return {
-            "architecture": self.recipe.model.model_dump().get("preset") or "custom",
-            "task": self.recipe.task.model_dump(mode="json"),
-            "data_dir": str(self.data_dir.resolve()),
-            "data": {
-                "build_fingerprint": build_fingerprint(self.data_dir),
-                "embedding_fingerprint": embedding_fingerprint(identifiers),
-            },
-        }
+        return Provenance(
+            architecture=self.recipe.model.preset,
+            task=self.recipe.task.model_dump(mode="json"),
+            data=DataProvenance(build_fingerprint=build_fingerprint(self.data_dir),
+                                embedding_fingerprint=embedding_fingerprint(identifiers)),
+            identifiers=identifiers,
+        )
 
     def _init_from(self, source: str) -> None:
         """Start from trained weights; a puzzle table of another size is replaced by its mean row."""
@@ -346,8 +347,9 @@ class Trainer:
             if self.ema is not None:
                 self.ema.swap(self.model)
             try:
+                self.model.provenance.step = position["step"]
                 with self._rng_untouched():
-                    save_pretrained(self.model, self.run_dir / WEIGHTS_DIR, extra={"step": position["step"]})
+                    save_pretrained(self.model, self.run_dir / WEIGHTS_DIR)
             finally:
                 if self.ema is not None:
                     self.ema.swap(self.model)
