@@ -18,8 +18,8 @@ import torch
 
 import trmzoo
 from trmzoo.core.provenance import Provenance
-from trmzoo.data import embedding_fingerprint, read_identifiers, read_split
-from trmzoo.errors import CheckpointError, DataError, PuzzleError
+from trmzoo.data import build_dataset, embedding_fingerprint, read_identifiers, read_split
+from trmzoo.errors import CheckpointError, DataError, PuzzleError, TrmzooError
 from trmzoo.registry import lookup
 
 from trmzoo_arc import ARCConfig, ARCTask
@@ -154,11 +154,15 @@ def test_every_test_version_undoes_to_its_original_task(arc1):
             assert undo_grid(crop(arrays.labels[row]), tid, mapping).tolist() == pairs[k]["output"]
 
 
-def test_build_refuses_a_non_empty_output_and_a_missing_source(tmp_path, arc1):
-    with pytest.raises(DataError, match="not empty"):
-        make_task(num_aug=0).build(arc1, progress=False)
+def quietly(task):
+    return lambda folder: task.build(folder, progress=False)
+
+
+def test_build_refuses_an_existing_dataset_and_a_missing_source(tmp_path, arc1):
+    with pytest.raises(TrmzooError, match="already holds a dataset; replace it with --overwrite"):
+        build_dataset(arc1, quietly(make_task(num_aug=0)))
     with pytest.raises(DataError, match="arc-agi_training_challenges.json"):
-        ARCTask(ARCConfig(source=str(tmp_path))).build(tmp_path / "out", progress=False)
+        build_dataset(tmp_path / "out", quietly(ARCTask(ARCConfig(source=str(tmp_path)))))
     assert not (tmp_path / "out").exists()
 
 
@@ -169,7 +173,7 @@ def test_build_names_a_bad_raw_grid_and_leaves_nothing(tmp_path):
     tasks["d631b094"]["train"][1]["input"][2].append(3)
     (raw / "arc-agi_training_challenges.json").write_text(json.dumps(tasks))
     with pytest.raises(DataError, match=r"d631b094\.train\[1\]\.input row 2: 4 cells, row 0 has 3"):
-        ARCTask(ARCConfig(source=str(raw), num_aug=1)).build(tmp_path / "out", progress=False)
+        build_dataset(tmp_path / "out", quietly(ARCTask(ARCConfig(source=str(raw), num_aug=1))))
     assert list(tmp_path.iterdir()) == [raw]
 
 

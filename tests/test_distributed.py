@@ -1,13 +1,19 @@
-"""Two processes (torchrun, gloo) train like one process with the same global batch.
+"""Two processes (torchrun, gloo, on 127.0.0.1 only) train like one process with the same global batch,
+on one node and as two nodes; a worker killed mid-run is restarted by torchrun and the run resumes
+from its last checkpoint to the weights of a run never stopped.
 
-Run by pytest, this file launches itself under ``torch.distributed.run``; each worker
-trains into its own folder so that the test can see that only rank 0 writes.
+Run by pytest, this file launches itself under ``torch.distributed.run``; in the one-node run each
+worker trains into its own folder so that the test can see that only rank 0 writes.
 """
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,26 +29,80 @@ from trmzoo.train.trainer import Trainer, train
 # several puzzle ids per batch, shared between the two halves: the sparse gather matters
 SETS = ("train.max_steps=6", "train.log_interval=2", "train.eval_interval=3", "train.puzzle_emb_lr=0.1",
         "train.checkpoint_interval=3")
+KILLED_AFTER_STEP = 4  # the elastic run's rank 1 dies here, one step after the checkpoint at step 3
+LAUNCH_TIMEOUT_S = 180
 
 
 def close(a: dict, b: dict, atol: float = 1e-5) -> list[str]:
     return [k for k in a if not torch.allclose(a[k].double(), b[k].double(), rtol=0, atol=atol)]
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(base: Path, data: Path, mode: str, *, nnodes: int, nproc: int, port: int, node: int = 0,
+             restarts: int = 0) -> subprocess.Popen:
+    """One torchrun agent of a launch on 127.0.0.1 (a c10d rendezvous hosted by node 0) running :func:`worker`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TORCHELASTIC_", "TRMZOO_")) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK",
+                                                                             "MASTER_ADDR", "MASTER_PORT")}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nnodes), "--nproc-per-node", str(nproc),
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"trmzoo-{mode}",
+        "--rdzv-conf", f"is_host={int(node == 0)},join_timeout=60", "--local-addr", "127.0.0.1",
+        "--max-restarts", str(restarts), "--monitor-interval", "0.2", __file__, str(data), str(base), mode,
+    ]
+    return subprocess.Popen(command, cwd=base, env={**env, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def finish(*agents: subprocess.Popen) -> None:
+    """Wait for every agent; all must succeed. A launch still running after LAUNCH_TIMEOUT_S is
+    killed with its workers (each agent leads its own process group)."""
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    outputs = []
+    try:
+        for agent in agents:
+            outputs.append(agent.communicate(timeout=max(deadline - time.monotonic(), 1))[0])
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for agent in agents:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
+    assert len(outputs) == len(agents), f"a torchrun launch ran past {LAUNCH_TIMEOUT_S} s and was killed"
+    failed = [out[-3000:] for agent, out in zip(agents, outputs) if agent.returncode != 0]
+    assert not failed, "\n".join(failed)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
+    """The one-process reference and the uninterrupted two-process run on one node."""
     base = tmp_path_factory.mktemp("dist")
     data = build_multi_id_maze(base / "data")
     single = train(str(RECIPE), overrides=(f"data.dir={data}", *SETS), out=str(base / "single"), progress=False)
     (base / "single.json").write_text(json.dumps(single))
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", __file__,
-         str(data), str(base)],
-        cwd=base, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    finish(torchrun(base, data, "one-node", nnodes=1, nproc=2, port=free_port()))
     return base
+
+
+@pytest.fixture(scope="module")
+def two_nodes(runs) -> Path:
+    """The same two-process run as two torchrun nodes of one process each."""
+    port = free_port()
+    finish(*[torchrun(runs, runs / "data", "two-nodes", nnodes=2, nproc=1, port=port, node=n) for n in (0, 1)])
+    return runs / "two-nodes"
+
+
+@pytest.fixture(scope="module")
+def elastic(runs) -> Path:
+    """The two-process run with rank 1 killed (SIGKILL) after step 4; torchrun may restart once."""
+    finish(torchrun(runs, runs / "data", "elastic", nnodes=1, nproc=2, port=free_port(), restarts=1))
+    return runs / "elastic"
 
 
 @pytest.mark.slow
@@ -58,10 +118,11 @@ def test_two_processes_reach_the_weights_of_one(runs):
         assert close(a, b, atol=1e-6) == []
     # the same examples and exploration draws were consumed
     assert one["loader"] == two["loader"] and torch.equal(one["explore_rng"], two["explore_rng"])
-    # rank 0 holds the first half of the global batch's carry
-    assert same_state({k: v[:8] for k, v in one["carry"]["data"].items()}, two["carry"]["data"]) == []
-    assert torch.equal(one["carry"]["steps"][:8], two["carry"]["steps"])
-    assert torch.allclose(one["carry"]["y"][:8], two["carry"]["y"], atol=1e-4)
+    # resume.pt holds the carry of the whole global batch (both processes' halves), as one process does
+    assert same_state(one["carry"]["data"], two["carry"]["data"]) == []
+    assert torch.equal(one["carry"]["steps"], two["carry"]["steps"])
+    assert torch.equal(one["carry"]["halted"], two["carry"]["halted"])
+    assert torch.allclose(one["carry"]["y"], two["carry"]["y"], atol=1e-4)
 
 
 @pytest.mark.slow
@@ -102,11 +163,50 @@ def test_exploration_draws_do_not_depend_on_the_process_count(tmp_path):
         assert minimum.min() >= 2 and minimum.max() <= 4
 
 
-def worker(data_dir: str, base: str) -> None:
-    rank = int(os.environ["RANK"])
-    metrics = train(str(RECIPE), overrides=(f"data.dir={data_dir}", *SETS), out=str(Path(base) / f"rank{rank}"),
-                    progress=False)
-    Path(base, f"report{rank}.json").write_text(json.dumps(metrics))  # the test's record, not the run's
+@pytest.mark.slow
+def test_two_nodes_train_like_one_node(runs, two_nodes):
+    assert sorted((runs / "two-nodes.attempts").read_text().splitlines()) == ["0 0", "0 1"]
+    one_node = torch.load(runs / "rank0" / "resume.pt", weights_only=True)
+    nodes = torch.load(two_nodes / "resume.pt", weights_only=True)
+    assert same_state(one_node, nodes) == []  # bit for bit: the same two-process sums, through the network
+    for name in ("model.safetensors", "puzzle_emb.safetensors"):
+        assert same_state(load_file(runs / "rank0" / "weights" / name), load_file(two_nodes / "weights" / name)) == []
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_restarted_and_the_run_resumes_to_the_same_weights(runs, elastic):
+    assert (runs / "elastic.killed").read_text() == f"rank 1 killed after step {KILLED_AFTER_STEP}"
+    assert sorted((runs / "elastic.attempts").read_text().splitlines()) == ["0 0", "0 1", "1 0", "1 1"]
+    never_stopped = torch.load(runs / "rank0" / "resume.pt", weights_only=True)
+    restarted = torch.load(elastic / "resume.pt", weights_only=True)
+    assert restarted["step"] == 6
+    assert same_state(never_stopped, restarted) == []  # weights, optimizer, EMA, carry, RNGs: torch.equal
+    for name in ("model.safetensors", "puzzle_emb.safetensors"):
+        assert same_state(load_file(runs / "rank0" / "weights" / name), load_file(elastic / "weights" / name)) == []
+    # what the killed attempt logged after its checkpoint (step 4) was dropped, then logged again once
+    records = [{k: v for k, v in r.items() if k != "samples_per_s"} for r in read_metrics(elastic)]
+    assert records == [{k: v for k, v in r.items() if k != "samples_per_s"} for r in read_metrics(runs / "rank0")]
+
+
+def worker(data_dir: str, base: str, mode: str) -> None:
+    rank, attempt = int(os.environ["RANK"]), int(os.environ["TORCHELASTIC_RESTART_COUNT"])
+    with open(Path(base, f"{mode}.attempts"), "a") as f:
+        f.write(f"{attempt} {rank}\n")
+    if mode == "elastic" and rank == 1 and attempt == 0:
+        real = Trainer.train_step
+
+        def step_then_die(self):
+            metrics = real(self)
+            if self.state.step == KILLED_AFTER_STEP:
+                Path(base, "elastic.killed").write_text(f"rank 1 killed after step {KILLED_AFTER_STEP}")
+                os.kill(os.getpid(), signal.SIGKILL)
+            return metrics
+
+        Trainer.train_step = step_then_die
+    out = Path(base) / (f"rank{rank}" if mode == "one-node" else mode)  # one node: each rank gets a folder
+    metrics = train(str(RECIPE), overrides=(f"data.dir={data_dir}", *SETS), out=str(out), progress=False)
+    if mode == "one-node":
+        Path(base, f"report{rank}.json").write_text(json.dumps(metrics))  # the test's record, not the run's
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "trmzoo"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("errors, version, yamlio", ["trmzoo.errors", "trmzoo.version", "trmzoo.yamlio"]),
+    ("errors, version, yamlio, files", ["trmzoo.errors", "trmzoo.version", "trmzoo.yamlio", "trmzoo.files"]),
     ("core", ["trmzoo.core", "trmzoo.core.*"]),
     ("data", ["trmzoo.data", "trmzoo.data.*"]),
     ("task", ["trmzoo.task"]),

@@ -110,12 +110,10 @@ def test_sigkill_then_resume_is_bit_exact(maze_dir, tmp_path):
     # live weights, optimizer, EMA, RNGs, loader position and carry
     assert same_state(torch.load(whole / "resume.pt", weights_only=True),
                       torch.load(killed / "resume.pt", weights_only=True)) == []
-    # the log holds no duplicate of what the killed run wrote after its checkpoint
-    records = read_metrics(killed)
-    kinds = [(r["step"], "eval/count" in r) for r in records]
-    assert kinds == [(r["step"], "eval/count" in r) for r in read_metrics(whole)]
-    evals = lambda rs: [r for r in rs if "eval/count" in r]  # noqa: E731
-    assert evals(records) == evals(read_metrics(whole))
+    # the log is the one of the run never stopped: nothing the killed run wrote after its checkpoint is
+    # kept twice, and the first record after the resume averages the same steps (its speed aside)
+    untimed = lambda run: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in read_metrics(run)]  # noqa: E731
+    assert untimed(killed) == untimed(whole)
     assert not list(killed.glob(".*tmp*")) and not list((killed / "weights").glob(".*tmp*"))
 
 

@@ -29,13 +29,33 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+class UsageMistake(click.UsageError):
+    """A command-line mistake on one line and where to read the usage (click's own takes four)."""
+
+    def show(self, file=None) -> None:
+        where = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
+        click.echo(f"error: {self.format_message()}{where}", err=True)
+
+
+def _one_line_usage(exc: click.UsageError) -> UsageMistake:
+    return exc if isinstance(exc, UsageMistake) else UsageMistake(exc.format_message(), exc.ctx)
+
+
 class ZooGroup(click.Group):
     """The command group: every user error of every subcommand becomes one line
     (``--debug`` lets the traceback through)."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc) from None
         except TrmzooError as exc:
             if ctx.params.get("debug"):
                 raise
@@ -54,16 +74,22 @@ def cli(debug: bool) -> None:
 @click.argument("recipe", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE", help="Override a recipe value (YAML).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<recipe>-<time>).")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False), help="Continue this run folder.")
 @click.option("--init-from", help="Start from a trained model (name, hf-hub:org/repo or run folder).")
 @click.option("--dry-run", is_flag=True, help="Validate the recipe and build the model without data or training.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(recipe, overrides, out, resume, init_from, dry_run, quiet):
+def train(recipe, overrides, out, overwrite, resume, init_from, dry_run, quiet):
     """Train RECIPE (a file or the name of a shipped recipe), or continue a run with --resume."""
     from trmzoo.recipe import resolve_recipe_path
     from trmzoo.train.trainer import train as run_training
 
     if resume:
+        given = [name for name, value in (("RECIPE", recipe), ("--out", out), ("--overwrite", overwrite),
+                                          ("--init-from", init_from), ("--dry-run", dry_run)) if value]
+        if given:
+            raise TrmzooError(f"trmzoo train --resume {resume}: continues the run with its own recipe and folder, "
+                              f"so {', '.join(given)} cannot be given (change values with --set)")
         metrics = run_training("", overrides=tuple(overrides), resume=resume, progress=not quiet)
     else:
         if recipe is None:
@@ -71,7 +97,8 @@ def train(recipe, overrides, out, resume, init_from, dry_run, quiet):
         path = str(resolve_recipe_path(recipe))
         if dry_run:
             return _dry_run(path, tuple(overrides))
-        metrics = run_training(path, overrides=tuple(overrides), out=out, init_from=init_from, progress=not quiet)
+        metrics = run_training(path, overrides=tuple(overrides), out=out, overwrite=overwrite, init_from=init_from,
+                               progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # one report under torchrun
         _print_metrics(metrics)
 
@@ -285,11 +312,12 @@ def data():
 @data.command("build", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("task_name")
 @click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset in --out (once the new one is built).")
 @click.pass_context
-def data_build(ctx, task_name, out):
+def data_build(ctx, task_name, out, overwrite):
     """Build TASK_NAME's dataset into --out; any other --option sets a field of the task's config
     (e.g. --num-aug 1000, --subsets training evaluation)."""
-    from trmzoo.data.format import build_fingerprint, read_identifiers, embedding_fingerprint
+    from trmzoo.data.format import build_dataset, build_fingerprint, read_identifiers, embedding_fingerprint
     from trmzoo.registry import lookup
 
     task_cls = lookup("task", task_name).task_cls
@@ -302,7 +330,8 @@ def data_build(ctx, task_name, out):
         config = task_cls.Config.model_validate({"name": task_name, **options})
     except ValidationError as exc:
         raise TrmzooError(format_validation_error(exc, options, f"trmzoo data build {task_name}")) from None
-    task_cls(config).build(Path(out), progress=True)
+    task = task_cls(config)
+    build_dataset(out, lambda folder: task.build(folder, progress=True), overwrite=overwrite)
     click.echo(f"built {task_name} into {out}: build {build_fingerprint(out)}, "
                f"embedding {embedding_fingerprint(read_identifiers(out))}")
 

@@ -36,8 +36,28 @@ def init_distributed(device: torch.device) -> DistInfo:
         torch.cuda.set_device(device)  # object collectives and NCCL use the current device
     owns = not dist.is_initialized()
     if owns:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        store, rank, size = next(dist.rendezvous("env://"))
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if attempt is not None:
+            # torchrun's agent keeps one store across restarts: a restarted group must not read the
+            # addresses the failed one left there (it would wait on dead processes)
+            store = dist.PrefixStore(f"trmzoo/attempt_{attempt}", store)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", store=store, rank=rank,
+                                world_size=size)
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), owns_group=owns)
+
+
+def elastic_restart_id() -> str | None:
+    """torchrun's id of this launch (``--rdzv-id``; a fresh one under ``--standalone``) when this
+    process belongs to a worker group torchrun restarted after a failure (``--max-restarts``), else None."""
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) <= 0:
+        return None
+    return os.environ.get("TORCHELASTIC_RUN_ID")
+
+
+def elastic_run_id() -> str | None:
+    """torchrun's id of this launch, None outside torchrun."""
+    return os.environ.get("TORCHELASTIC_RUN_ID")
 
 
 def shutdown(info: DistInfo) -> None:

@@ -20,11 +20,21 @@ METRICS_FILE = "metrics.jsonl"
 RESUME_FILE = "resume.pt"
 WEIGHTS_DIR = "weights"
 SUBMISSION_FILE = "submission.json"
+LAUNCH_FILE = "launch.json"
+"""Which torchrun launch started the run, so that torchrun's restarts of it (and only they) continue it."""
 
 
 def is_run_dir(path: str | Path) -> bool:
     """Whether ``path`` is a run folder that has saved its weights."""
     return (Path(path) / WEIGHTS_DIR / CONFIG_FILE).exists()
+
+
+def is_replaceable_run(path: str | Path) -> bool:
+    """Whether ``--overwrite`` may replace ``path``: a run folder (even one killed before its first
+    checkpoint) or a weight folder, never an unknown folder."""
+    path = Path(path)
+    return any((path / name).exists() for name in (RECIPE_FILE, RESUME_FILE, METRICS_FILE, LAUNCH_FILE)) \
+        or is_run_dir(path) or (path / CONFIG_FILE).exists()
 
 
 def new_run_dir(recipe_path: str) -> Path:

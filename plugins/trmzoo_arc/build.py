@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,13 +131,8 @@ def _write_split(folder: Path, split: str, groups: list[Group], ids: dict[str, i
 
 
 def build_arc(config, out_dir: str | Path, *, progress: bool = True) -> None:
-    """Build ``out_dir`` (train/, test/, identifiers.json, test_puzzles.json) from ``config``.
-
-    The files appear together at the end: a failed build leaves no half dataset behind.
-    """
+    """Build ``out_dir`` (train/, test/, identifiers.json, test_puzzles.json) from ``config``."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise DataError(f"{out_dir}: already exists and is not empty; remove it or choose another --out")
     rng = np.random.RandomState(config.seed)
     test_subsets = {config.test_set_name, config.test_set_name2}
     groups: list[Group] = []
@@ -171,13 +164,7 @@ def build_arc(config, out_dir: str | Path, *, progress: bool = True) -> None:
                     ids[name] = len(names)
                     names.append(name)
 
-    tmp = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        for split in splits:
-            _write_split(tmp / split, split, groups, ids, len(names), rng, progress)
-        write_identifiers(tmp, names)
-        (tmp / "test_puzzles.json").write_text(json.dumps(test_puzzles))
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for split in splits:
+        _write_split(out_dir / split, split, groups, ids, len(names), rng, progress)
+    write_identifiers(out_dir, names)
+    (out_dir / "test_puzzles.json").write_text(json.dumps(test_puzzles))

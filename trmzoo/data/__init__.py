@@ -3,6 +3,7 @@
 from trmzoo.data.format import (
     DatasetMetadata,
     SplitArrays,
+    build_dataset,
     build_fingerprint,
     check_data_compatible,
     embedding_fingerprint,
@@ -13,6 +14,6 @@ from trmzoo.data.format import (
 )
 
 __all__ = [
-    "DatasetMetadata", "SplitArrays", "build_fingerprint", "check_data_compatible", "embedding_fingerprint",
+    "DatasetMetadata", "SplitArrays", "build_dataset", "build_fingerprint", "check_data_compatible", "embedding_fingerprint",
     "read_identifiers", "read_split", "write_identifiers", "write_split",
 ]

@@ -14,12 +14,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel
 
 from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import DataError
+from trmzoo.files import build_dir, check_output_dir
 
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 IDENTIFIERS_FILE = "identifiers.json"
@@ -64,6 +66,25 @@ def write_split(root: str | Path, split: str, arrays: SplitArrays, metadata: Dat
         json.dump(metadata.model_dump(), f)
     for name in ARRAY_NAMES:
         np.save(folder / f"all__{name}.npy", getattr(arrays, name))
+
+
+def is_dataset_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a dataset in this format (a split's ``dataset.json`` or ``identifiers.json``)."""
+    path = Path(path)
+    return (path / "identifiers.json").exists() or any(
+        (split / "dataset.json").exists() for split in path.iterdir() if split.is_dir())
+
+
+def build_dataset(out_dir: str | Path, build: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+    """Run a task's ``build(folder)`` so that ``out_dir`` gets the whole dataset or nothing.
+
+    An existing dataset is replaced only with ``overwrite``, and only once the new one is
+    complete; a failed or killed build leaves ``out_dir`` as it was.
+    """
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, what="dataset", overwrite=overwrite, is_replaceable=is_dataset_dir)
+    build_dir(out_dir, build, what="dataset")
+    return out_dir
 
 
 def write_identifiers(root: str | Path, identifiers: list[str]) -> None:

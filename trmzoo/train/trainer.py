@@ -19,7 +19,7 @@ import json
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,17 @@ from trmzoo.api import load
 from trmzoo.core.model import Carry
 from trmzoo.core.provenance import DataProvenance, Provenance
 from trmzoo.core.supervision import supervision_loss
-from trmzoo.data.format import build_fingerprint, embedding_fingerprint, read_identifiers, read_split
+from trmzoo.data.format import build_dataset, build_fingerprint, embedding_fingerprint, read_identifiers, read_split
 from trmzoo.data.loader import TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
 from trmzoo.evaluation import evaluate
 from trmzoo.factory import build_model, create_task, resolve_model_config
 from trmzoo.recipe import dump_recipe, validate_recipe
-from trmzoo.run import METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, new_run_dir, read_metrics
+from trmzoo.files import check_output_dir, replace_dir
+from trmzoo.run import (
+    LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, is_replaceable_run, new_run_dir,
+    read_metrics,
+)
 from trmzoo.task import Task
 from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at
 from trmzoo.weights import PUZZLE_KEY, atomic_write, load_state_strict, save_pretrained
@@ -54,7 +58,10 @@ def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = Tru
     if not (data_dir / "train" / "dataset.json").exists():
         if not (build and recipe.data.build):
             raise DataError(f"{data_dir}: no dataset; build it with `trmzoo data build {task.name} --out {data_dir}`")
-        task.build(data_dir, progress=progress)
+        if data_dir.is_dir() and any(data_dir.iterdir()):
+            raise DataError(f"{data_dir}: holds files but no dataset (no train/dataset.json), so it is left alone; "
+                            "point data.dir at a dataset or a new folder")
+        build_dataset(data_dir, lambda folder: task.build(folder, progress=progress))
     return data_dir
 
 
@@ -62,6 +69,8 @@ def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = Tru
 class TrainState:
     step: int
     carry: Carry | None
+    log_window: dict[str, float] = field(default_factory=dict)
+    """Metric sums since the last log record, so a resumed run logs what an unstopped one does."""
 
 
 class Trainer:
@@ -181,6 +190,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "carry": None if carry is None else {f.name: getattr(carry, f.name) for f in fields(Carry)},
+            "log_window": dict(self.state.log_window),
         }
 
     def train_step(self) -> dict[str, torch.Tensor]:
@@ -253,21 +263,21 @@ class Trainer:
         self.tensorboard = self._open_tensorboard()
         bar = tqdm(total=self.max_steps, initial=self.state.step, disable=not (self.progress and self.dist.is_main),
                    desc="train", dynamic_ncols=True)
-        window: dict[str, float] = {}
-        started = time.perf_counter()
+        started, timed_steps = time.perf_counter(), 0  # the speed counts this process's steps only
         deadline = None if cfg.time_budget_s is None else started + cfg.time_budget_s
         try:
             while self.state.step < self.max_steps and not self._out_of_time(deadline):
-                self._accumulate(window, self.train_step())
+                self._accumulate(self.state.log_window, self.train_step())
+                timed_steps += 1
                 bar.update(1)
                 step = self.state.step
                 if step % cfg.log_interval == 0 or step == self.max_steps:
-                    record = self._summarise(window)
-                    record["samples_per_s"] = window["_updates"] * cfg.global_batch_size / max(
+                    record = self._summarise(self.state.log_window)
+                    record["samples_per_s"] = timed_steps * cfg.global_batch_size / max(
                         time.perf_counter() - started, 1e-9)
                     self.log({"step": step, **record})
                     bar.set_postfix(loss=f"{record['loss']:.3f}", exact=f"{record.get('exact_accuracy', 0):.3f}")
-                    window, started = {}, time.perf_counter()
+                    self.state.log_window, started, timed_steps = {}, time.perf_counter(), 0
                 if cfg.eval_interval and step % cfg.eval_interval == 0 and step < self.max_steps:
                     self.evaluate()
                 if cfg.checkpoint_interval and step % cfg.checkpoint_interval == 0 and step < self.max_steps:
@@ -342,8 +352,9 @@ class Trainer:
     def save(self, position: dict[str, Any] | None = None) -> None:
         """Write EMA weights to ``weights/`` and the full resume state to ``resume.pt`` (rank 0),
         each file under a temporary name then renamed; ``position`` defaults to the current one."""
+        position = dict(position or self._position())
+        position["carry"] = self._global_carry(position["carry"])
         if self.dist.is_main:
-            position = position or self._position()
             if self.ema is not None:
                 self.ema.swap(self.model)
             try:
@@ -361,6 +372,35 @@ class Trainer:
             }
             atomic_write(self.run_dir / RESUME_FILE, lambda tmp: torch.save(resume, tmp))
         D.barrier(self.dist)
+
+    def _global_carry(self, carry: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Every process's carry rows in rank order (all processes take part): the carry of the whole
+        global batch, as one process would hold it, so ``resume.pt`` does not depend on the process count."""
+        if carry is None or self.dist.world_size == 1:
+            return carry
+
+        def gather(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            if t.dtype == torch.bool:  # gloo gathers no bool tensors
+                return D.all_gather_rows(t.to(torch.uint8)).bool()
+            return D.all_gather_rows(t)
+
+        return {k: {n: gather(t) for n, t in v.items()} if k == "data" else gather(v) for k, v in carry.items()}
+
+    def _local_carry(self, carry: dict[str, Any], path: Path) -> Carry:
+        """This process's rows of the global batch's carry."""
+        rows = carry["steps"].shape[0]
+        if rows != self.recipe.train.global_batch_size:
+            raise CheckpointError(f"{path}: its carry holds {rows} samples, train.global_batch_size is "
+                                  f"{self.recipe.train.global_batch_size}")
+        local = rows // self.dist.world_size
+        lo = self.dist.rank * local
+
+        def take(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[lo : lo + local].to(self.device)
+
+        return Carry(**{k: {n: take(t) for n, t in v.items()} if k == "data" else take(v) for k, v in carry.items()})
 
     def restore(self) -> None:
         """Continue from ``resume.pt``: weights, optimizer, EMA, RNGs, carry and loader position."""
@@ -386,9 +426,8 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path}: does not match this run's recipe ({str(exc).splitlines()[0]})") from None
         if carry is not None:
-            to = lambda t: None if t is None else t.to(self.device)  # noqa: E731
-            carry = Carry(**{k: {n: to(t) for n, t in v.items()} if k == "data" else to(v) for k, v in carry.items()})
-        self.state = TrainState(step=resume["step"], carry=carry)
+            carry = self._local_carry(carry, path)
+        self.state = TrainState(step=resume["step"], carry=carry, log_window=dict(resume.get("log_window", {})))
         if self.dist.is_main:
             self._forget_after(self.state.step)
         D.barrier(self.dist)
@@ -405,23 +444,58 @@ class Trainer:
 
 def train(
     recipe_path: str, *, overrides: tuple[str, ...] = (), out: str | None = None, resume: str | None = None,
-    init_from: str | None = None, progress: bool = True,
+    overwrite: bool = False, init_from: str | None = None, progress: bool = True,
 ) -> dict[str, float]:
-    """Run a recipe end to end (or continue ``resume``); returns the final evaluation metrics."""
+    """Run a recipe end to end (or continue ``resume``); returns the final evaluation metrics.
+
+    A new run needs a free ``out`` folder (missing or empty) unless ``overwrite`` replaces the run
+    there. Nothing in the folder changes until every check has passed: a refused ``--resume`` leaves
+    the run as it was. A worker group that torchrun restarted (``--max-restarts``) continues the run
+    its launch started from the last checkpoint.
+    """
     if resume:
         run_dir = Path(resume)
         recipe = validate_recipe(read_yaml(run_dir / RECIPE_FILE), str(run_dir / RECIPE_FILE), overrides)
     else:
         recipe = validate_recipe(read_yaml(recipe_path), recipe_path, overrides)
         run_dir = Path(out) if out else new_run_dir(recipe_path)
-        if (run_dir / RESUME_FILE).exists():
-            raise TrmzooError(f"{run_dir}: already holds a run; continue it with --resume {run_dir} or pick another --out")
+        if _started_by_this_launch(run_dir):
+            resume = _continue_after_restart(run_dir, recipe)
+            overwrite = resume is None  # killed before its first checkpoint: start again in its own folder
+        else:
+            overwrite = check_output_dir(run_dir, what="run", overwrite=overwrite, is_replaceable=is_replaceable_run,
+                                         hint=f"continue it with --resume {run_dir}, " if (run_dir / RESUME_FILE).exists()
+                                         else "")
     trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
-    if trainer.dist.is_main:  # on --resume, records the overrides given
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / RECIPE_FILE, lambda tmp: tmp.write_text(dump_recipe(recipe)))
     if resume:
         trainer.restore()
+    if trainer.dist.is_main:  # on --resume, records the overrides given
+        if not resume:
+            replace_dir(run_dir, replace=overwrite)
+            if D.elastic_run_id() is not None:
+                launch = json.dumps({"torchelastic_run_id": D.elastic_run_id()})
+                atomic_write(run_dir / LAUNCH_FILE, lambda tmp: tmp.write_text(launch + "\n"))
+        atomic_write(run_dir / RECIPE_FILE, lambda tmp: tmp.write_text(dump_recipe(recipe)))
+    D.barrier(trainer.dist)
     metrics = trainer.fit()
     D.shutdown(trainer.dist)  # on an error, torchrun ends the other processes instead
     return metrics
+
+
+def _started_by_this_launch(run_dir: Path) -> bool:
+    """Whether this process is a torchrun restart and ``run_dir`` was started by the same launch."""
+    launch = D.elastic_restart_id()
+    try:
+        return launch is not None and json.loads((run_dir / LAUNCH_FILE).read_text())["torchelastic_run_id"] == launch
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _continue_after_restart(run_dir: Path, recipe) -> str | None:
+    """The run folder to resume after a torchrun restart (None: no checkpoint yet), if it holds the same recipe."""
+    if not (run_dir / RESUME_FILE).exists():
+        return None
+    saved = validate_recipe(read_yaml(run_dir / RECIPE_FILE), str(run_dir / RECIPE_FILE))
+    if dump_recipe(saved) != dump_recipe(recipe):
+        raise TrmzooError(f"{run_dir}: holds this launch's run with another recipe; it is left as it was")
+    return str(run_dir)

@@ -1,0 +1,81 @@
+"""Output folders a command writes (run folders, datasets): nothing a user already has is replaced
+unless they asked for it, and a folder built in one go appears whole or not at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from trmzoo.errors import TrmzooError
+
+
+def check_output_dir(path: Path, *, what: str, overwrite: bool, is_replaceable: Callable[[Path], bool],
+                     hint: str = "") -> bool:
+    """Refuse ``path`` as a new ``what`` folder unless it is free; returns whether it exists with content.
+
+    Free: missing (its parents are created later) or an empty folder. A folder with content is
+    refused unless ``overwrite``, and even then only when ``is_replaceable`` recognises it as a
+    ``what`` (``--overwrite`` never removes a folder it does not know). ``hint`` is added to the
+    refusal (another way out, such as ``--resume``).
+    """
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == path else f"cannot be created: {parent} is a file"
+            raise TrmzooError(f"{path}: {where}, not a folder; pick another --out")
+        if parent.exists():
+            break
+    if not path.is_dir():
+        return False
+    try:
+        occupied = any(path.iterdir())
+    except OSError as exc:
+        raise TrmzooError(f"{path}: cannot read the folder ({exc.strerror})") from None
+    if not occupied:
+        return False
+    if not overwrite:
+        raise TrmzooError(f"{path}: already holds {'a ' + what if is_replaceable(path) else 'files'}; "
+                          f"{hint}replace it with --overwrite, or pick another --out")
+    if not is_replaceable(path):
+        raise TrmzooError(f"{path}: not a {what} folder, so --overwrite leaves it alone; pick another --out")
+    return True
+
+
+def build_dir(path: Path, build: Callable[[Path], None], *, what: str) -> None:
+    """Run ``build(folder)`` on a hidden folder beside ``path``, then put it in ``path``'s place
+    (replacing what is there, which the caller has checked): a failed or killed build leaves
+    no half folder under the real name, and the old one stays until the new one is complete."""
+    tmp = path.with_name(f".{path.name}.building-{os.getpid()}")
+    old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        build(tmp)
+        if path.exists():
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                os.replace(old, path)
+                raise
+        else:
+            os.replace(tmp, path)
+    except OSError as exc:
+        where = exc.filename or path
+        raise TrmzooError(f"{where}: {exc.strerror or exc}; the {what} was not built and {path} is "
+                          "unchanged") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def replace_dir(path: Path, *, replace: bool) -> None:
+    """Create ``path`` for a new run; with ``replace``, its old content is removed first."""
+    try:
+        if replace:
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrmzooError(f"{exc.filename or path}: cannot create the folder ({exc.strerror or exc})") from None
