@@ -1,6 +1,8 @@
-"""Shared test fixtures. ``fake_hub``: a local Hugging Face Hub server (see tests/fakehub.py)."""
+"""Shared test fixtures. ``fake_hub``: a local Hugging Face Hub server (see tests/fakehub.py);
+``fresh`` and ``site``: throwaway installed plugins (see tests/plugin_site.py)."""
 
 from fakehub import fake_hub  # noqa: F401  (re-exported as a fixture for every test module)
+from plugin_site import fresh, site  # noqa: F401
 
 
 import pytest  # noqa: E402

@@ -17,9 +17,11 @@ import pytest
 import torch
 
 import trmzoo
+from trmzoo import testing
 from trmzoo.core.provenance import Provenance
 from trmzoo.data import build_dataset, embedding_fingerprint, read_identifiers, read_split
-from trmzoo.errors import CheckpointError, DataError, PuzzleError, TrmzooError
+from trmzoo.errors import CheckpointError, DataError, PuzzleError, RecipeError, TrmzooError
+from trmzoo.evaluation import make_evaluator
 from trmzoo.registry import lookup
 
 from trmzoo_arc import ARCConfig, ARCTask
@@ -261,18 +263,19 @@ def test_votes_give_the_expected_pass_at_k_and_submission(arc1, tmp_path):
     assert submission[two][1] == {"attempt_1": WRONG.tolist(), "attempt_2": WRONG.tolist()}
 
 
-def test_votes_reset_per_round_unless_pooled(arc1):
+def test_each_evaluation_votes_alone_and_there_is_no_pool_votes(arc1):
     batch, preds, logits, _ = planned_predictions(arc1, make_task().evaluator(arc1))
-    counts = {}
-    for pool in (False, True):
-        evaluator = make_task().evaluator(arc1, pool_votes=pool)
-        for _ in range(2):
-            evaluator.begin()
-            evaluator.update(batch, preds, logits)
+    counts = []
+    for _ in range(2):  # as trmzoo.evaluate does: a new evaluator for every evaluation
+        evaluator = make_evaluator(make_task(), arc1)
+        evaluator.update(batch, preds, logits)
         task_id = evaluator.task_ids[0]
         key = next(iter(evaluator.ballot.votes[task_id]))
-        counts[pool] = sum(count for _, count, _ in evaluator.ballot.ranked(task_id, key))
-    assert counts == {False: 4, True: 8}
+        counts.append(sum(count for _, count, _ in evaluator.ballot.ranked(task_id, key)))
+    assert counts == [4, 4]
+    with pytest.raises(RecipeError, match=r"evaluator option 'pool_votes': the arc evaluator does not take it "
+                                          r"\(its options: max_augmentations\)"):
+        make_evaluator(make_task(), arc1, options={"pool_votes": True})
 
 
 def test_max_puzzles_and_augmentations_limit_the_votes(arc1):
@@ -320,13 +323,10 @@ def test_parse_reads_a_file_and_refuses_bad_json(tmp_path):
 
 
 def tiny_model(data_dir: Path):
-    model = trmzoo.build_model({
-        "vocab_size": 12, "seq_len": 900, "num_puzzle_identifiers": len(read_identifiers(data_dir)),
-        "hidden_size": 16, "expansion": 1.0, "puzzle_emb_ndim": 16, "puzzle_emb_len": 1, "forward_dtype": "float32",
-        "backbone": {"kind": "attention", "num_heads": 2},
-        "recursion": {"kind": "trm", "H_cycles": 1, "L_cycles": 1, "L_layers": 1},
-        "halting": {"kind": "bce", "max_steps": 2},
-    }).eval()
+    """The contract kit's tiny model at ARC's size, with a puzzle-table row per identifier of the build."""
+    model = testing.tiny_model(seed=None, vocab_size=12, seq_len=900, num_puzzle_identifiers=len(read_identifiers(data_dir)),
+                               hidden_size=16, expansion=1.0, puzzle_emb_ndim=16, puzzle_emb_len=1, pos_encodings="rope",
+                               recursion={"H_cycles": 1}).eval()
     model.provenance.identifiers = read_identifiers(data_dir)
     return model
 

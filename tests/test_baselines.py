@@ -7,6 +7,7 @@ import torch
 
 import trmzoo
 from trmzoo.convert import config_to_official, convert_official, to_official
+from trmzoo.testing import tiny_batch
 from trmzoo_direct import SINGLE_PASS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -18,16 +19,6 @@ SMALL = {
 }
 SMALL_HRM = {**SMALL, "recursion": {"L_layers": 1, "H_layers": 1, "L_cycles": 3}}
 SMALL_DIRECT = {**SMALL, "recursion": {"layers": 2}}
-
-
-def _batch(model, size: int = 4) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    cfg = model.config
-    return {
-        "inputs": torch.randint(0, cfg.vocab_size, (size, cfg.seq_len), generator=gen),
-        "labels": torch.randint(1, cfg.vocab_size, (size, cfg.seq_len), generator=gen),
-        "puzzle_identifiers": torch.randint(0, cfg.num_puzzle_identifiers, (size,), generator=gen),
-    }
 
 
 def _randomise(model):
@@ -83,7 +74,7 @@ def _record_calls(model) -> list[tuple[str, bool]]:
 def test_hrm_updates_low_level_n_times_per_high_update_and_backprops_one_step():
     model = trmzoo.create_model("hrm_sudoku", **SMALL_HRM).train()
     calls = _record_calls(model)
-    batch = _batch(model)
+    batch = tiny_batch(model)
     _, out = model.step(model.initial_carry(batch), batch)
     # H_cycles=2 rounds of (3 z updates, 1 y update), then the same again for the Q target (no graph).
     round_ = [("net", False)] * 3 + [("y_net", False)]
@@ -99,7 +90,7 @@ def test_hrm_updates_low_level_n_times_per_high_update_and_backprops_one_step():
 def test_direct_applies_its_network_once_per_step_and_trains_no_continue_target():
     model = trmzoo.create_model("direct_sudoku", **SMALL_DIRECT, halting={"exploration_prob": 0.0}).train()
     calls = _record_calls(model)
-    batch = _batch(model)
+    batch = tiny_batch(model)
     with torch.no_grad():
         model.q_head.bias.copy_(torch.tensor([1.0, -1.0]))  # q_halt > q_continue: halt
     carry, out = model.step(model.initial_carry(batch), batch)
@@ -114,7 +105,7 @@ def test_direct_applies_its_network_once_per_step_and_trains_no_continue_target(
 
 def test_direct_single_pass_option_stops_every_sample_after_one_step():
     model = trmzoo.create_model("direct_sudoku", **SMALL_DIRECT, halting=SINGLE_PASS)
-    batch = _batch(model)
+    batch = tiny_batch(model)
     carry, _ = model.train().step(model.initial_carry(batch), batch)
     assert bool(carry.halted.all()) and carry.steps.tolist() == [1, 1, 1, 1]
     assert len(model.eval().rollout(batch)) == 1
@@ -126,7 +117,7 @@ def test_conversion_to_the_official_layout_and_back_keeps_outputs(name, override
     state, arch = to_official(model)
     back = convert_official(state, arch, seq_len=model.config.seq_len)
     assert back.config == model.config
-    batch = _batch(model)
+    batch = tiny_batch(model)
     for ours, theirs in zip(model.rollout(batch, steps=3), back.rollout(batch, steps=3), strict=True):
         assert torch.equal(ours.logits, theirs.logits)
         assert torch.equal(ours.q_halt, theirs.q_halt) and torch.equal(ours.q_continue, theirs.q_continue)

@@ -17,6 +17,7 @@ from trmzoo.convert import convert_official, load_official_checkpoint, read_offi
 from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import DatasetMetadata, embedding_fingerprint, write_identifiers
 from trmzoo.errors import CheckpointError, DataError
+from trmzoo.testing import tiny_batch, tiny_model
 from trmzoo_direct import BASELINE
 from trmzoo_hrm import HRM_ARCH
 from trmzoo_trm import TRM_HIER6, TRM_SINGLEZ
@@ -27,10 +28,9 @@ ARCHITECTURES = (TRM_ARCH, TRM_SINGLEZ, TRM_HIER6, HRM_ARCH, BASELINE)  # regist
 pytestmark = pytest.mark.usefixtures("one_thread")
 OFFICIAL_CASES = sorted(p.name for p in DATA.iterdir() if (p / "step_0").exists())
 
-BASE = {
+BASE = {  # the contract kit's tiny model (trmzoo.testing.tiny_model_config), narrower, with RoPE
     "vocab_size": 7, "seq_len": 9, "num_puzzle_identifiers": 2, "hidden_size": 16, "puzzle_emb_ndim": 16,
-    "puzzle_emb_len": 2, "forward_dtype": "float32", "backbone": {"kind": "attention", "num_heads": 2},
-    "halting": {"kind": "bce", "max_steps": 4},
+    "pos_encodings": "rope", "expansion": 4.0, "halting": {"kind": "bce", "max_steps": 4},
 }
 TRM = {"kind": "trm", "H_cycles": 2, "L_cycles": 2, "L_layers": 1}
 VARIANTS = {
@@ -52,8 +52,7 @@ VARIANTS = {
 
 
 def _random_model(overrides: dict) -> RecursiveModel:
-    torch.manual_seed(0)
-    model = trmzoo.build_model({**BASE, **overrides})
+    model = tiny_model(seed=0, **{**BASE, **overrides})
     with torch.no_grad():  # the puzzle table and q head start at zero/constant: give them values to carry
         model.puzzle_emb.weight.normal_()
         model.q_head.weight.normal_(0, 0.3)
@@ -61,18 +60,8 @@ def _random_model(overrides: dict) -> RecursiveModel:
     return model.eval()
 
 
-def _batch(model, size: int = 3) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(1)
-    cfg = model.config
-    return {
-        "inputs": torch.randint(0, cfg.vocab_size, (size, cfg.seq_len), generator=gen),
-        "labels": torch.randint(0, cfg.vocab_size, (size, cfg.seq_len), generator=gen),
-        "puzzle_identifiers": torch.randint(0, cfg.num_puzzle_identifiers, (size,), generator=gen),
-    }
-
-
 def _same_outputs(a, b) -> None:
-    batch = _batch(a)
+    batch = tiny_batch(a, batch_size=3, seed=1)
     for out_a, out_b in zip(a.rollout(batch, steps=3), b.rollout(batch, steps=3)):
         assert torch.equal(out_a.logits, out_b.logits)
         assert torch.equal(out_a.q_halt, out_b.q_halt) and torch.equal(out_a.q_continue, out_b.q_continue)

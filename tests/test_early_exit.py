@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import trmzoo
 from trmzoo.data import read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.evaluation import evaluate
+from trmzoo.testing import tiny_model
 from trmzoo_attention import attention
 from trmzoo_sudoku import SudokuConfig, SudokuTask
 
@@ -23,13 +23,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(vocab_size=6, seq_len=9, num_puzzle_identifiers=3, forward_dtype="float32"):
-    torch.manual_seed(0)
-    model = trmzoo.build_model(dict(
-        vocab_size=vocab_size, seq_len=seq_len, num_puzzle_identifiers=num_puzzle_identifiers, hidden_size=32,
-        puzzle_emb_ndim=32, forward_dtype=forward_dtype, backbone={"kind": "attention", "num_heads": 2},
-        recursion={"kind": "trm", "H_cycles": H_CYCLES, "L_cycles": L_CYCLES, "L_layers": 1},
-        halting={"kind": "bce", "max_steps": MAX_STEPS},
-    )).eval()
+    model = tiny_model(
+        vocab_size=vocab_size, seq_len=seq_len, num_puzzle_identifiers=num_puzzle_identifiers, forward_dtype=forward_dtype,
+        puzzle_emb_len=16, pos_encodings="rope", expansion=4.0,
+        recursion={"H_cycles": H_CYCLES, "L_cycles": L_CYCLES}, halting={"max_steps": MAX_STEPS},
+    ).eval()
     with torch.no_grad():  # a q head that reads the state, so samples halt at different steps
         model.q_head.weight.normal_(0, 1)
         model.q_head.bias.zero_()

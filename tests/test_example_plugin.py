@@ -83,6 +83,9 @@ def test_installed_example_plugin_lists_trains_and_solves(venv):
     assert (root / "run" / "weights" / "model.safetensors").exists()
     evaluation = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines()][-1]
     assert evaluation["step"] == 20 and 0.0 <= evaluation["eval/valid"] <= 1.0
+    # The evaluator takes what `trmzoo eval` passes (it once raised TypeError on --max-puzzles).
+    scored = json.loads(trmzoo(venv, "eval", str(root / "run"), "--max-puzzles", "3", "--json").stdout)
+    assert scored["count"] == 3.0 and 0.0 <= scored["valid"] <= 1.0
 
     # A puzzle with one completion, made here: a solution's queens until only it contains them.
     rng = np.random.default_rng(0)

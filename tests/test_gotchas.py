@@ -13,10 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import trmzoo
 from trmzoo.core.backbone import Block
 from trmzoo.core.model import Carry
 from trmzoo.core.supervision import IGNORE_LABEL, supervision_loss
+from trmzoo.testing import tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -24,6 +24,7 @@ HIDDEN, SEQ, VOCAB, PREFIX = 32, 9, 7, 16
 TRM = {
     "vocab_size": VOCAB, "seq_len": SEQ, "num_puzzle_identifiers": 4, "hidden_size": HIDDEN, "puzzle_emb_ndim": HIDDEN,
     "forward_dtype": "float32", "backbone": {"kind": "attention", "num_heads": 2},
+    "puzzle_emb_len": PREFIX, "pos_encodings": "rope", "expansion": 4.0,
     "recursion": {"kind": "trm", "H_cycles": 3, "L_cycles": 2, "L_layers": 2},
     "halting": {"kind": "bce", "max_steps": 16},
 }
@@ -33,8 +34,8 @@ MLP = {**TRM, "backbone": {"kind": "mlp"}, "pos_encodings": "none"}
 
 
 def _model(config: dict, seed: int = 0):
-    torch.manual_seed(seed)
-    model = trmzoo.build_model(config)
+    """The contract kit's tiny model with ``config``'s settings (all of them given) and a random puzzle table."""
+    model = tiny_model(seed=seed, **config)
     with torch.no_grad():
         model.puzzle_emb.weight.normal_()
     return model

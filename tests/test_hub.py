@@ -14,7 +14,7 @@ from huggingface_hub import HfApi, constants, hf_hub_download
 from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
 
 import trmzoo
-from trmzoo import hub
+from trmzoo import hub, testing
 from trmzoo.convert import to_official
 from trmzoo.core.provenance import DataProvenance, Provenance
 from trmzoo.data import DatasetMetadata, SplitArrays, embedding_fingerprint, write_identifiers, write_split
@@ -49,17 +49,15 @@ def test_fake_hub_serves_downloads_revisions_and_records_uploads(fake_hub, tmp_p
 
 # -- trmzoo on top of the fake Hub ----------------------------------------------------------------
 
-TINY = {
-    "vocab_size": 6, "seq_len": 4, "num_puzzle_identifiers": 3, "hidden_size": 16, "puzzle_emb_ndim": 16,
-    "puzzle_emb_len": 1, "backbone": {"kind": "attention", "num_heads": 2}, "forward_dtype": "float32",
-    "recursion": {"kind": "trm", "H_cycles": 2, "L_cycles": 1, "L_layers": 1},
+TINY = {  # the contract kit's tiny model, narrower, with RoPE and the default 16 supervision steps
+    "vocab_size": 6, "seq_len": 4, "hidden_size": 16, "puzzle_emb_ndim": 16, "puzzle_emb_len": 1,
+    "pos_encodings": "rope", "expansion": 4.0, "halting": {"max_steps": 16},
 }
 IDS = ["<blank>", "a", "b"]
 
 
 def tiny_model(seed: int = 0):
-    torch.manual_seed(seed)
-    model = trmzoo.build_model(TINY)
+    model = testing.tiny_model(seed=seed, **TINY)
     with torch.no_grad():  # make every tensor, the puzzle table included, differ from a fresh model
         for tensor in model.state_dict().values():
             tensor.copy_(torch.randn_like(tensor) * 0.1)

@@ -13,8 +13,6 @@ import fnmatch
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "trmzoo"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import trmzoo
+from trmzoo.testing import tiny_model
 
 OFFICIAL_COUNTS = {
     "trm_sudoku_mlp": 5_028_866,
@@ -37,13 +38,9 @@ def test_loaded_model_has_the_same_count(tmp_path):
 
 
 def tiny(**overrides):
-    config = dict(vocab_size=6, seq_len=9, hidden_size=32, puzzle_emb_ndim=32, num_puzzle_identifiers=3,
-                  forward_dtype="float32", backbone={"kind": "attention", "num_heads": 2},
-                  recursion={"kind": "trm", "H_cycles": 2, "L_cycles": 2, "L_layers": 1},
-                  halting={"kind": "bce", "max_steps": 5})
-    config.update(overrides)
-    torch.manual_seed(0)
-    return trmzoo.build_model(config).eval()
+    """The contract kit's tiny model with the official 16 prefix slots, RoPE and 5 supervision steps."""
+    return tiny_model(vocab_size=6, seq_len=9, puzzle_emb_len=16, pos_encodings="rope", expansion=4.0,
+                      recursion={"L_cycles": 2}, halting={"max_steps": 5}, **overrides).eval()
 
 
 def batch(size=4):

@@ -1,45 +1,16 @@
 """Plugin discovery through real entry points, conflicts, broken plugins and the env lists."""
 
-import importlib
 import json
-import sys
 import textwrap
 
 import pytest
 from click.testing import CliRunner
+from plugin_site import install_dist
 
 import trmzoo
 from trmzoo import plugins, registry
 from trmzoo.cli import cli
 from trmzoo.errors import PluginError
-
-
-@pytest.fixture
-def fresh(monkeypatch):
-    """Rediscover entry points for this test, and again afterwards."""
-    monkeypatch.delenv("TRMZOO_LOAD_PLUGINS", raising=False)
-    monkeypatch.delenv("TRMZOO_DISABLE_PLUGINS", raising=False)
-    registry.reset()
-    yield
-    registry.reset()
-
-
-def install_dist(root, dist_name, module_name, source, entry_name=None):
-    """Write an installed distribution (a dist-info with entry_points.txt) and its module on sys.path."""
-    (root / f"{module_name}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist_name}-0.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.3\n")
-    (info / "entry_points.txt").write_text(f"[trmzoo]\n{entry_name or module_name} = {module_name}\n")
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
-    yield tmp_path
-    for name in [m for m in sys.modules if m.startswith("zoo_test_")]:
-        del sys.modules[name]
 
 
 CLASH = """
@@ -157,3 +128,79 @@ def test_plugins_can_add_cli_commands(fresh, site):
         assert result.output.strip() == "hello from a plugin"
     finally:
         cli_module.cli.commands.pop("hello-zoo", None)
+
+
+ECHO_BACKBONE = """
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict
+    from torch import nn
+
+    from trmzoo import hookimpl
+    from trmzoo.core.backbone import build_blocks
+
+    class EchoConfig(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        kind: Literal["echo"] = "echo"
+
+    @hookimpl
+    def register_backbones(register):
+        register("echo", EchoConfig, lambda config, spec, num_layers: build_blocks(nn.Identity, spec, num_layers))
+"""
+
+
+def test_a_model_or_run_whose_plugin_is_missing_names_the_plugin(fresh, site, tmp_path, monkeypatch):
+    from trmzoo.testing import tiny_model_config
+    from trmzoo.train.trainer import train
+
+    install_dist(site, "zoo-test-echo", "zoo_test_echo", ECHO_BACKBONE)
+    model = trmzoo.build_model(tiny_model_config(backbone={"kind": "echo"}))
+    trmzoo.save_pretrained(model, tmp_path / "w")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(textwrap.dedent(f"""
+        model: {{hidden_size: 16, puzzle_emb_ndim: 0, forward_dtype: float32, pos_encodings: learned,
+                backbone: {{kind: echo}}, recursion: {{kind: trm, H_cycles: 1, L_cycles: 1, L_layers: 1}},
+                halting: {{kind: bce, max_steps: 2}}}}
+        task: {{name: maze, source: generate, size: 5, min_path_length: 2, num_train: 8, num_test: 4}}
+        data: {{dir: {tmp_path / 'data'}}}
+        train: {{global_batch_size: 4, max_steps: 2, device: cpu, log_interval: 1}}
+    """))
+    train(str(recipe), out=str(tmp_path / "run"), progress=False)
+
+    monkeypatch.setenv("TRMZOO_DISABLE_PLUGINS", "zoo_test_echo")
+    registry.reset()
+    with pytest.raises(PluginError, match=r"w: this model needs plugin 'zoo_test_echo' for its backbone 'echo'; "
+                                          r"TRMZOO_DISABLE_PLUGINS skips it"):
+        trmzoo.load(tmp_path / "w")
+    with pytest.raises(PluginError, match=r"run: this run needs plugin 'zoo_test_echo' for its backbone 'echo'"):
+        train("", resume=str(tmp_path / "run"), progress=False)
+
+    monkeypatch.delenv("TRMZOO_DISABLE_PLUGINS")
+    for path in site.glob("zoo-test-echo-*.dist-info"):  # uninstall it
+        for file in path.iterdir():
+            file.unlink()
+        path.rmdir()
+    registry.reset()
+    result = CliRunner().invoke(cli, ["eval", str(tmp_path / "run"), "--data", str(tmp_path / "data")])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "this model needs plugin 'zoo_test_echo' for its backbone 'echo'; install it: pip install zoo-test-echo" \
+        in result.output
+    with pytest.raises(PluginError, match=r"needs a plugin that registers the backbone 'echo'.*registered: attention"):
+        trmzoo.load(_without_record(tmp_path / "w"))
+
+
+def _without_record(folder):
+    """The weight folder with its config.json's plugin record removed (as a trmzoo 0.1 folder has none)."""
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("plugins")
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_a_recipe_naming_an_unregistered_kind_says_no_plugin_registers_it(tmp_path):
+    from trmzoo.errors import RecipeError
+    from trmzoo.recipe import validate_recipe
+
+    with pytest.raises(RecipeError, match=r"model\.backbone: no loaded plugin registers the backbone 'conv1d' "
+                                          r"\(registered: attention, mlp\); install or enable"):
+        validate_recipe({"model": {"backbone": {"kind": "conv1d"}}, "task": {"name": "sudoku"}})

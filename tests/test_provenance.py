@@ -104,7 +104,11 @@ def test_the_record_round_trips_through_the_weight_folder(tmp_path):
         "data": model.provenance.data.model_copy(update={"embedding_fingerprint": embedding_fingerprint(["<blank>"])}),
     })
     trmzoo.save_pretrained(model, tmp_path / "w")
-    assert trmzoo.load(tmp_path / "w").provenance == model.provenance
+    loaded = trmzoo.load(tmp_path / "w").provenance
+    assert loaded.model_copy(update={"plugins": []}) == model.provenance
+    assert {(u.kind, u.name, u.plugin, u.distribution) for u in loaded.plugins} == {
+        ("backbone", "mlp", "mlp", "trmzoo"), ("recursion", "trm", "trm", "trmzoo"),
+        ("halting", "bce", "trm", "trmzoo"), ("task", "sudoku", "sudoku", "trmzoo")}  # who provided what
     config = json.loads((tmp_path / "w" / "config.json").read_text())
     assert config["architecture"] == "trm_sudoku_mlp" and "identifiers" not in config
     assert Provenance.model_validate({k: v for k, v in config.items()
@@ -130,3 +134,16 @@ def test_a_trained_model_names_its_architecture_and_records_no_path(tmp_path):
     loaded = trmzoo.load(run)
     assert loaded.provenance.identifiers == ["<blank>"] and loaded.provenance.task["name"] == "maze"
     assert loaded.provenance.step == 6
+
+
+def test_a_cut_or_padded_safetensors_file_is_refused_before_use(tmp_path):
+    from trmzoo.weights import check_safetensors
+
+    trmzoo.save_pretrained(trmzoo.build_model(tiny_model_config()), tmp_path / "w")
+    path = tmp_path / "w" / "model.safetensors"
+    check_safetensors(path)
+    whole = path.read_bytes()
+    for damaged in (whole[:-16], whole + b"\0" * 16):
+        path.write_bytes(damaged)
+        with pytest.raises(CheckpointError, match=r"model.safetensors: corrupted or truncated safetensors file"):
+            check_safetensors(path)

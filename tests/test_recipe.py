@@ -1,5 +1,6 @@
 """Recipe validation: dotted paths in errors, duplicate keys, --set overrides, shipped recipes."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def test_wrong_type_names_path_and_expected_type(tmp_path):
 
 def test_unknown_backbone_kind_lists_the_known_ones(tmp_path):
     path = write(tmp_path, BASE.replace("kind: attention", "kind: rnn"))
-    with pytest.raises(RecipeError, match=r"model\.backbone: input tag 'rnn'.*'attention'"):
+    with pytest.raises(RecipeError, match=r"model\.backbone: no loaded plugin registers the backbone 'rnn' \(registered: attention"):
         load_recipe(path)
 
 
@@ -108,3 +109,13 @@ def test_recipes_cli_validate_schema_and_list(tmp_path):
     schema = runner.invoke(cli, ["recipes", "schema"])
     assert schema.exit_code == 0 and '"Recipe"' in schema.output
     assert "sudoku_cpu" in runner.invoke(cli, ["recipes", "list"]).output
+
+
+def test_the_schema_carries_the_field_help():
+    schema = CliRunner().invoke(cli, ["recipes", "schema"])
+    assert schema.exit_code == 0
+    defs = json.loads(schema.output)["$defs"]
+    assert defs["TrainConfig"]["properties"]["max_steps"]["description"].startswith("Total optimizer steps")
+    assert "N_sup" in defs["BCEHaltingConfig"]["properties"]["max_steps"]["description"]  # inherited from HaltingConfig
+    assert defs["TRMRecursionConfig"]["properties"]["L_cycles"]["description"] == "n: latent updates per round."
+    assert "registered model" in defs["RecipeModelConfig"]["properties"]["preset"]["description"]

@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 import trmzoo
+from trmzoo.testing import tiny_model
 from trmzoo.cli import cli
 
 PUZZLE = "1...|..3.|.4..|...2"
@@ -16,12 +16,8 @@ PUZZLE = "1...|..3.|.4..|...2"
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = trmzoo.build_model(dict(
-        vocab_size=6, seq_len=16, hidden_size=32, puzzle_emb_ndim=32, puzzle_emb_len=1, forward_dtype="float32",
-        backbone={"kind": "attention", "num_heads": 2}, recursion={"kind": "trm", "H_cycles": 1, "L_cycles": 1, "L_layers": 1},
-        halting={"kind": "bce", "max_steps": 3},
-    ))
+    model = tiny_model(vocab_size=6, seq_len=16, puzzle_emb_len=1, pos_encodings="rope", expansion=4.0,
+                       recursion={"H_cycles": 1}, halting={"max_steps": 3})
     model.provenance.task = {"name": "sudoku", "box_rows": 2, "box_cols": 2}
     return trmzoo.save_pretrained(model, tmp_path_factory.mktemp("sudoku4") / "weights")
 

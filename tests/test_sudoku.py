@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from trmzoo.data import build_fingerprint, read_identifiers, read_split
-from trmzoo.errors import DataError, PuzzleError
+from trmzoo.errors import DataError, HubError, PuzzleError
 from trmzoo.registry import get_registry
 from trmzoo_sudoku import SudokuConfig, SudokuTask
 from trmzoo_sudoku.solver import difficulty, generate, solve
@@ -264,8 +264,8 @@ def test_hub_source_from_cache(tmp_path, offline_cache, extreme_rows):
 
 
 def test_hub_source_missing_offline_says_how_to_fetch(tmp_path, offline_cache):
-    with pytest.raises(DataError, match=r"sapientinc/sudoku-extreme/test.csv: not in the Hugging Face cache.*"
-                                        r"`hf download sapientinc/sudoku-extreme test.csv --repo-type dataset`"):
+    with pytest.raises(HubError, match=r"^sapientinc/sudoku-extreme: (test|train).csv is not in the local cache and "
+                                       r"HF_HUB_OFFLINE is set; unset HF_HUB_OFFLINE to download it once$"):
         task(source="hub").build(tmp_path, progress=False)
 
 

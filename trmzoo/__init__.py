@@ -2,6 +2,7 @@
 
 from trmzoo.hookspecs import hookimpl  # plugins import this first
 from trmzoo.version import __version__
+from trmzoo.core.config import Config
 from trmzoo.plugins import PLUGIN_API_VERSION
 from trmzoo.registry import list_models
 from trmzoo.factory import build_model, create_model
@@ -13,7 +14,7 @@ from trmzoo.evaluation import evaluate
 from trmzoo.hub import push_to_hub
 
 __all__ = [
-    "PLUGIN_API_VERSION", "Evaluator", "Puzzle", "Solution", "Task", "TaskConfig", "__version__",
+    "PLUGIN_API_VERSION", "Config", "Evaluator", "Puzzle", "Solution", "Task", "TaskConfig", "__version__",
     "build_model", "check_data_compatible", "create_model", "evaluate", "hookimpl", "list_models", "load",
     "push_to_hub", "save_pretrained", "solve",
 ]

@@ -7,7 +7,9 @@ samples that stopped leave the batch so the work really shrinks.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,8 +18,33 @@ from tqdm.auto import tqdm
 from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import check_data_compatible, read_split
 from trmzoo.data.loader import eval_batches
-from trmzoo.task import Task
 from trmzoo.distributed import DistInfo, broadcast_from_main, gather_to_main
+from trmzoo.errors import RecipeError
+from trmzoo.task import Evaluator, Task
+
+
+def make_evaluator(task: Task, data_dir: str | Path, *, max_puzzles: int | None = None,
+                   options: dict[str, Any] | None = None) -> Evaluator:
+    """``task.evaluator(data_dir, max_puzzles=..., **options)``, the one way trmzoo calls it.
+
+    ``max_puzzles`` goes to evaluators whose signature names it (or takes ``**options``); the
+    others are limited by the caller. An option the signature does not take is refused on one
+    line naming it and the options the task's evaluator takes.
+    """
+    options = dict(options or {})
+    parameters = list(inspect.signature(task.evaluator).parameters.values())[1:]  # after data_dir
+    named = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    if "max_puzzles" in options:
+        raise RecipeError("evaluator option 'max_puzzles': give it as --max-puzzles (eval.max_puzzles in a recipe)")
+    unknown = [] if takes_any else [key for key in options if key not in named]
+    if unknown:
+        offered = ", ".join(n for n in named if n != "max_puzzles") or "none"
+        raise RecipeError(f"evaluator option {unknown[0]!r}: the {task.name} evaluator does not take it "
+                          f"(its options: {offered})")
+    if takes_any or "max_puzzles" in named:
+        options["max_puzzles"] = max_puzzles
+    return task.evaluator(Path(data_dir), **options)
 
 
 @torch.no_grad()
@@ -38,21 +65,19 @@ def evaluate(
 
     ``max_puzzles`` keeps the first puzzles (the evaluator decides which examples they
     are: for ARC all augmented versions of the first tasks); ``evaluator_options`` go to
-    ``task.evaluator`` (ARC: ``max_augmentations``, ``pool_votes``); ``submission`` asks
-    an evaluator that can write one (ARC) for a ``submission.json``.
+    ``task.evaluator`` (ARC: ``max_augmentations``); ``submission`` asks an evaluator
+    that can write one (ARC) for a ``submission.json``. Each call scores with a new
+    evaluator: nothing carries over from one evaluation to the next.
     Returns the evaluator's metrics plus ``mean_steps`` (supervision steps used per example).
     Under torchrun (``dist``) each process runs its slice of every batch; the slices go to
     rank 0 in order, so its evaluator sees what one process would, and every process
     returns rank 0's metrics.
     """
     check_data_compatible(model, data_dir)
+    evaluator = make_evaluator(task, data_dir, max_puzzles=max_puzzles, options=evaluator_options)
     was_training = model.training
     model.eval()
     metadata, arrays = read_split(data_dir, "test", mmap=True)
-    options = dict(evaluator_options or {})
-    if max_puzzles is not None:
-        options["max_puzzles"] = max_puzzles
-    evaluator = task.evaluator(Path(data_dir), **options)
     rows = evaluator.example_indices()
     if rows is None:
         rows = np.arange(len(arrays.inputs))[:max_puzzles]

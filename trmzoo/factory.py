@@ -11,7 +11,7 @@ from trmzoo.core.backbone import BackboneSpec
 from trmzoo.core.model import ModelConfigBase, RecursiveModel
 from trmzoo.errors import RecipeError, TrmzooError
 from trmzoo.recipe import _merge, expand_model_preset, format_validation_error, model_config_cls
-from trmzoo.registry import ModelEntry, lookup
+from trmzoo.registry import ModelEntry, lookup, require
 from trmzoo.task import Task, TaskConfig
 
 
@@ -69,6 +69,7 @@ def task_of(model: RecursiveModel) -> Task:
     task_cfg = model.provenance.task
     if not task_cfg or "name" not in task_cfg:
         raise TrmzooError("this model does not record its task; it cannot read puzzles or pick an evaluator")
+    require({"task": task_cfg["name"]}, model.provenance.plugins, "model")
     entry = lookup("task", task_cfg["name"])
     return entry.task_cls(entry.task_cls.Config.model_validate(task_cfg))
 

@@ -96,10 +96,12 @@ def _unreachable(exc: BaseException) -> bool:
     return bool(names & {"ConnectError", "ConnectTimeout", "ConnectionError", "NetworkError", "TimeoutException"})
 
 
-def _download(repo_id: str, filename: str, revision: str | None, token: str | None = None,
-              force_download: bool = False) -> Path:
+def download(repo_id: str, filename: str, *, revision: str | None = None, repo_type: str = "model",
+             token: str | None = None, force_download: bool = False) -> Path:
+    """One file of a Hub repository (a model's, or ``repo_type="dataset"`` for a task's data) through the
+    hub library's cache, offline mode and tokens; a failure is one line of ``HubError`` saying what to do."""
     with _hub_errors(repo_id, filename, revision):
-        return Path(hf_hub_download(repo_id, filename, revision=revision, token=token,
+        return Path(hf_hub_download(repo_id, filename, revision=revision, repo_type=repo_type, token=token,
                                     force_download=force_download))
 
 
@@ -245,8 +247,8 @@ def _load_converted(model_entry: ModelEntry, weights: PretrainedEntry, sha: str,
     config_path = None
     if weights.config_file:
         config_name = _resolve(weights.config_file, files, repo_id, near=filename)
-        config_path = _download(repo_id, config_name, sha, token, force_download)
-    checkpoint = _download(repo_id, filename, sha, token, force_download)
+        config_path = download(repo_id, config_name, revision=sha, token=token, force_download=force_download)
+    checkpoint = download(repo_id, filename, revision=sha, token=token, force_download=force_download)
     _verify(checkpoint, repo_id, filename)
     sizes = entry_config(model_entry)
     model = load_checkpoint(checkpoint, config_path, converter=None if official else weights.format,

@@ -45,14 +45,13 @@ def _env_list(var: str) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def _entry_points() -> list[tuple[metadata.EntryPoint, metadata.Distribution | None]]:
+def _entry_points() -> list[metadata.EntryPoint]:
+    """The group's entry points, each once (an editable and a regular install may both list one)."""
     found, seen = [], set()
-    for dist in metadata.distributions():
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or (ep.name, ep.value) in seen:
-                continue
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if (ep.name, ep.value) not in seen:
             seen.add((ep.name, ep.value))
-            found.append((ep, dist))
+            found.append(ep)
     return found
 
 
@@ -71,13 +70,14 @@ def load_plugins() -> None:
     for name in _env_list("TRMZOO_DISABLE_PLUGINS") or []:
         pm.set_blocked(name)
         _blocked.append(name)
-    for ep, dist in _entry_points():
+    for ep in _entry_points():
+        dist = ep.dist
         if pm.is_blocked(ep.name) or (allowed is not None and ep.name not in allowed):
             continue
         if pm.has_plugin(ep.name):
             other = _infos[ep.name].distribution
             warnings.warn(
-                f"trmzoo plugin entry point {ep.name!r} of {dist.metadata['Name']} is also provided "
+                f"trmzoo plugin entry point {ep.name!r} of {dist.metadata['Name'] if dist else '?'} is also provided "
                 f"by {other}; the second one is ignored",
                 stacklevel=2,
             )
@@ -113,6 +113,18 @@ def plugin_infos() -> list[PluginInfo]:
 def plugin_failures() -> dict[str, str]:
     load_plugins()
     return dict(_failures)
+
+
+def why_not_loaded(name: str, distribution: str | None = None) -> str:
+    """Why the plugin ``name`` is not loaded, and what to do about it, for one-line messages."""
+    load_plugins()
+    if name in _failures:
+        return f"it failed to load: {_failures[name]}"
+    if name in _blocked:
+        return "TRMZOO_DISABLE_PLUGINS skips it"
+    if any(ep.name == name for ep in _entry_points()):
+        return "TRMZOO_LOAD_PLUGINS leaves it out"
+    return f"install it: pip install {distribution}" if distribution else "install the package that provides it"
 
 
 def reset() -> None:

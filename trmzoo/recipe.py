@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
+from trmzoo.core.config import Config
 from trmzoo.core.model import ModelConfigBase
 from trmzoo.errors import RecipeError
 from trmzoo.plugins import pm
@@ -23,18 +24,14 @@ from trmzoo.registry import get_registry, lookup
 from trmzoo.yamlio import parse_yaml, read_yaml
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(Strict):
+class DataConfig(Config):
     dir: str = "data/default"
     """Dataset folder in the on-disk format; built from the task's options when missing."""
     build: bool = True
     """Build the dataset with the task's builder when ``dir`` does not exist yet."""
 
 
-class TrainConfig(Strict):
+class TrainConfig(Config):
     global_batch_size: int = 768
     max_steps: int | None = None
     """Total optimizer steps; when unset, derived from ``epochs`` as the official code does."""
@@ -72,13 +69,14 @@ class TrainConfig(Strict):
     compile: bool = False
 
 
-class EvalConfig(Strict):
+class EvalConfig(Config):
     batch_size: int | None = None
     """Test batch size (default: the training global batch size)."""
     max_puzzles: int | None = None
     """Evaluate only the first puzzles of the test split (ARC: all versions of the first tasks)."""
     evaluator_options: dict[str, Any] = {}
-    """Task-specific evaluator options (ARC: ``max_augmentations``, ``pool_votes``)."""
+    """Task-specific evaluator options (ARC: ``max_augmentations``); an option the task's evaluator does
+    not take is an error."""
     early_exit: bool = False
     """Stop each sample once its halting signal fires instead of running all steps."""
     use_ema: bool = True
@@ -119,7 +117,7 @@ def _schemas(registry_id: int) -> tuple[type, type]:
     )
     recipe_cls = create_model(
         "Recipe",
-        __base__=Strict,
+        __base__=Config,
         model=(recipe_model_cls, ...),
         task=(_union(tasks, "name"), ...),
         data=(DataConfig, DataConfig()),
@@ -197,6 +195,10 @@ def format_validation_error(exc: ValidationError, data: Any, source: str) -> str
         msg = err["msg"]
         path = _dotted(err["loc"], data)
         text = f"{msg[0].lower()}{msg[1:]}".removeprefix("value error, ")
+        if err["type"] == "union_tag_invalid":  # a kind (or task name) no loaded plugin registered
+            kind = path.rsplit(".", 1)[-1] or "component"
+            text = (f"no loaded plugin registers the {kind} {err['ctx']['tag']!r} (registered: "
+                    f"{err['ctx']['expected_tags'].replace(chr(39), '')}); install or enable the plugin that provides it")
         messages.append(f"{path}: {text}" if path else text)
     return f"{source}: " + "; ".join(messages)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from trmzoo import plugins
+from trmzoo.core.provenance import PluginUse
 from trmzoo.errors import PluginError, TrmzooError
 from trmzoo.plugins import load_plugins, pm
 
@@ -172,6 +173,38 @@ def lookup(kind: str, name: str) -> Any:
     close = difflib.get_close_matches(name, list(table), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(table)) or 'none'}"
     raise TrmzooError(f"unknown {kind} {name!r}{hint}")
+
+
+COMPONENT_WORDS = {"backbone": "backbone", "recursion": "recursion", "halting": "halting policy", "task": "task"}
+
+
+def plugin_uses(components: dict[str, str]) -> list[PluginUse]:
+    """Which plugin registered each of ``components`` (kind -> name), for a weight folder's record."""
+    reg = get_registry()
+    distributions = {info.name: info.distribution for info in plugins.plugin_infos()}
+    uses = []
+    for kind, name in components.items():
+        entry = getattr(reg, kind).get(name)
+        if entry is not None:
+            uses.append(PluginUse(kind=kind, name=name, plugin=entry.plugin, distribution=distributions.get(entry.plugin)))
+    return uses
+
+
+def require(components: dict[str, str], recorded: list[PluginUse], where: str, what: str = "model") -> None:
+    """Refuse, on one line, a model or run whose component no loaded plugin registers, naming the plugin it
+    needs when ``recorded`` knows it (and why that plugin is not loaded)."""
+    reg = get_registry()
+    for kind, name in components.items():
+        table = getattr(reg, kind)
+        if name in table:
+            continue
+        word = COMPONENT_WORDS[kind]
+        use = next((u for u in recorded if u.kind == kind and u.name == name), None)
+        if use is not None:
+            raise PluginError(f"{where}: this {what} needs plugin {use.plugin!r} for its {word} {name!r}; "
+                              f"{plugins.why_not_loaded(use.plugin, use.distribution)}")
+        raise PluginError(f"{where}: this {what} needs a plugin that registers the {word} {name!r}, and none of the "
+                          f"loaded ones does (registered: {', '.join(sorted(table)) or 'none'})")
 
 
 def list_models(pattern: str | list[str] = "*", pretrained: bool = False) -> list[str]:

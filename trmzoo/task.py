@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
 
+from trmzoo.core.config import Config
 from trmzoo.core.model import RecursiveModel
 from trmzoo.core.supervision import IGNORE_LABEL
 from trmzoo.errors import PuzzleError
@@ -48,10 +48,9 @@ def quote(text: str, limit: int = 40) -> str:
     return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
 
 
-class TaskConfig(BaseModel):
+class TaskConfig(Config):
     """Base of a task's recipe section: its build options."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str
     seed: int = 0
 
@@ -76,20 +75,25 @@ class Solution:
 
 
 class Evaluator:
-    """Accumulates predictions on the test split and reports metrics.
+    """Accumulates predictions on the test split and reports metrics (docs/plugin-guide.md, "An evaluator").
 
-    ``update`` receives numpy arrays of one batch: the batch (inputs, labels,
-    puzzle_identifiers), the predicted tokens and the halting logits.
+    trmzoo calls :meth:`example_indices` once, :meth:`update` once per batch in order and
+    :meth:`result` once; ``write_submission(path)``, when an evaluator has it, on request.
     """
 
     def update(self, batch: dict[str, np.ndarray], preds: np.ndarray, q_halt: np.ndarray) -> None:
+        """One batch of the rows that reach the evaluator (padding removed): ``batch`` holds
+        ``inputs`` and ``labels`` (int32 ``[n, seq_len]``, -100 in unsupervised cells) and
+        ``puzzle_identifiers`` (int32 ``[n]``); ``preds`` the predicted tokens (int64
+        ``[n, seq_len]``); ``q_halt`` the halting logits (float32 ``[n]``)."""
         raise NotImplementedError
 
     def result(self) -> dict[str, float]:
+        """The metrics, as finite numbers (logged as ``eval/<key>``)."""
         raise NotImplementedError
 
-    def example_indices(self):
-        """The test examples to run, in order (None: all of them, or the first ``max_puzzles``)."""
+    def example_indices(self) -> np.ndarray | None:
+        """The test examples to run, in order, as row indices (None: all of them, or the first ``max_puzzles``)."""
         return None
 
 
@@ -142,7 +146,8 @@ class Task:
         raise NotImplementedError
 
     def augment(self, inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
-        """A random validity-preserving transform of one example: ``(inputs, labels, params)``."""
+        """A random validity-preserving transform of one example: ``(inputs, labels, params)``
+        (for test-time augmentation; training reads the augmented versions the builder wrote)."""
         raise NotImplementedError
 
     def invert(self, tokens: np.ndarray, params: Any) -> np.ndarray:
@@ -150,8 +155,11 @@ class Task:
         raise NotImplementedError
 
     # -- evaluation ------------------------------------------------------------------------
-    def evaluator(self, data_dir: Path, **options) -> Evaluator:
-        """The test-split scorer; ``options`` are task-specific (``max_puzzles`` always comes)."""
+    def evaluator(self, data_dir: Path, *, max_puzzles: int | None = None) -> Evaluator:
+        """The test-split scorer. trmzoo calls ``evaluator(data_dir, max_puzzles=..., **options)``:
+        ``max_puzzles`` when the signature names it (it may ignore it: trmzoo then keeps the first
+        examples itself), ``options`` from ``--option`` / ``eval.evaluator_options``. A task with
+        options declares them as keyword-only parameters; others are refused before this is called."""
         return GridEvaluator()
 
     # -- single puzzles --------------------------------------------------------------------

@@ -17,6 +17,7 @@ so the whole contract of a plugin runs in seconds on a CPU.
 from __future__ import annotations
 
 import math
+import tempfile
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,16 +28,18 @@ from pydantic import BaseModel, ValidationError
 
 from trmzoo.api import load
 from trmzoo.core.backbone import BackboneSpec
+from trmzoo.convert import load_checkpoint
 from trmzoo.core.model import RecursiveModel
 from trmzoo.core.supervision import IGNORE_LABEL, supervision_loss
 from trmzoo.data.format import read_identifiers, read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.errors import PuzzleError
-from trmzoo.factory import build_model, create_task, entry_config, model_config, resolve_model_config
+from trmzoo.evaluation import evaluate, make_evaluator
+from trmzoo.factory import build_model, create_task, entry_config, model_config, resolve_model_config, task_of
 from trmzoo.plugins import plugin_failures, plugin_infos, pm
 from trmzoo.recipe import load_recipe
 from trmzoo.registry import get_registry
-from trmzoo.task import Puzzle, Solution, Task
+from trmzoo.task import Evaluator, Puzzle, Solution, Task
 from trmzoo.weights import save_pretrained
 
 # -- registration and schemas ----------------------------------------------------------------
@@ -108,6 +111,13 @@ def tiny_model_config(*, vocab_size: int = 8, seq_len: int = 12, **overrides: An
         else:
             config[key] = value
     return config
+
+
+def tiny_model(*, seed: int | None = 0, **overrides: Any) -> RecursiveModel:
+    """A model of :func:`tiny_model_config` with ``overrides``, its weights drawn after seeding ``seed``."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return build_model(tiny_model_config(**overrides))
 
 
 def tiny_batch(model: RecursiveModel, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -255,19 +265,65 @@ def check_augment_invert(task: Task, inputs: np.ndarray, labels: np.ndarray, dra
         assert np.array_equal(task.invert(ay, params), y), f"invert(augment(labels)) != labels (params {params!r})"
 
 
-def check_evaluator_perfect(task: Task, directory: Path, metric: str = "exact_accuracy") -> dict[str, float]:
-    """Fed the labels as predictions (any token where a label is ignored), ``metric`` is exactly 1."""
+def check_evaluator_perfect(task: Task, directory: Path, metric: str = "exact_accuracy",
+                            options: dict | None = None) -> dict[str, float]:
+    """Fed the labels as predictions (any token where a label is ignored) on the rows the evaluator asks
+    for, in batches as trmzoo sends them, ``metric`` is exactly 1 and every result is a finite number;
+    ``write_submission``, when the evaluator has it, writes its file."""
     meta, arrays = read_split(directory, "test")
-    evaluator = task.evaluator(directory)
-    for batch, real in eval_batches(meta, arrays, batch_size=64):
+    evaluator = make_evaluator(task, directory, options=options)
+    for batch, real in eval_batches(meta, arrays, batch_size=64, rows=evaluator.example_indices()):
         batch = {k: v[:real].numpy() for k, v in batch.items()}
         labels = batch["labels"]
-        preds = np.where(labels == IGNORE_LABEL, meta.pad_id, labels)
+        preds = np.where(labels == IGNORE_LABEL, meta.pad_id, labels).astype(np.int64)
         evaluator.update(batch, preds, np.full(real, 10.0, np.float32))
     result = evaluator.result()
-    assert metric in result, f"the evaluator reports no {metric} (only {', '.join(result)})"
+    assert isinstance(result, dict) and metric in result, f"the evaluator reports no {metric} (only {', '.join(result)})"
     assert result[metric] == 1.0, f"perfect predictions score {metric} {result[metric]}"
+    for key, value in result.items():
+        assert isinstance(value, (int, float)) and math.isfinite(value), f"result {key!r} is {value!r}, not a finite number"
+    if hasattr(evaluator, "write_submission"):
+        with tempfile.TemporaryDirectory() as tmp:
+            written = Path(evaluator.write_submission(Path(tmp) / "submission.json"))
+            assert written.is_file() and written.stat().st_size, "write_submission wrote no file"
     return result
+
+
+def check_evaluator(task: Task, directory: Path, metric: str = "exact_accuracy",
+                    options: dict | None = None) -> dict[str, float]:
+    """``task.evaluator`` as trmzoo calls it (``max_puzzles`` None and 1, and ``options``): an
+    ``Evaluator`` whose ``example_indices()`` is None or in-range test rows (no more of them with
+    ``max_puzzles=1``), then :func:`check_evaluator_perfect`."""
+    _, arrays = read_split(directory, "test")
+    counts = {}
+    for max_puzzles in (None, 1):
+        evaluator = make_evaluator(task, directory, max_puzzles=max_puzzles, options=options)
+        assert isinstance(evaluator, Evaluator), f"task.evaluator returned {type(evaluator).__name__}, not an Evaluator"
+        rows = evaluator.example_indices()
+        if rows is None:
+            continue
+        rows = np.asarray(rows)
+        assert rows.ndim == 1 and (len(rows) == 0 or np.issubdtype(rows.dtype, np.integer)), \
+            f"example_indices() gave {rows.dtype} of shape {rows.shape}, not a list of row indices"
+        assert len(rows) == 0 or (rows.min() >= 0 and rows.max() < len(arrays.inputs)), \
+            f"example_indices() points outside the {len(arrays.inputs)} test examples"
+        counts[max_puzzles] = len(rows)
+    if len(counts) == 2:
+        assert counts[1] <= counts[None], f"max_puzzles=1 asks for {counts[1]} rows, more than all ({counts[None]})"
+    return check_evaluator_perfect(task, directory, metric, options)
+
+
+def check_evaluate(task: Task, directory: Path, metric: str = "exact_accuracy", options: dict | None = None,
+                   num_puzzle_identifiers: int = 1) -> dict[str, float]:
+    """``trmzoo.evaluate`` of an untrained tiny model, as ``trmzoo eval`` and training run it, with and
+    without ``max_puzzles``: the metrics hold ``metric`` and a ``mean_steps`` within the step limit."""
+    model = build_model(tiny_model_config(vocab_size=task.vocab_size, seq_len=task.seq_len,
+                                          num_puzzle_identifiers=num_puzzle_identifiers))
+    for max_puzzles in (1, None):
+        metrics = evaluate(model, directory, task, batch_size=8, max_puzzles=max_puzzles, evaluator_options=options)
+        assert metric in metrics, f"evaluate() gave no {metric} (only {', '.join(metrics)})"
+        assert 1 <= metrics["mean_steps"] <= model.halting.max_steps, f"mean_steps is {metrics['mean_steps']}"
+    return metrics
 
 
 def check_parse_render(task: Task, texts: list[str], *, roundtrip: bool = True) -> list[Puzzle]:
@@ -294,17 +350,22 @@ def check_parse_render(task: Task, texts: list[str], *, roundtrip: bool = True) 
 
 
 def check_solve(task: Task, puzzle: Puzzle, num_puzzle_identifiers: int = 1, data_dir: Path | None = None) -> Solution:
-    """An untrained tiny model solves ``puzzle`` into a Solution of the task's shape and drawing.
-
-    The model's provenance holds the task config and, when ``data_dir`` (the build it was trained on) is
-    given, its puzzle identifiers."""
+    """The path of ``trmzoo solve``: an untrained tiny model recording the task's config (and, with
+    ``data_dir``, the build's puzzle identifiers) is saved and loaded, the task is rebuilt from what it
+    records, and ``solve`` gives a Solution of the task's shape and drawing; ``cell_text`` draws every token."""
     config = tiny_model_config(vocab_size=task.vocab_size, seq_len=task.seq_len,
                                num_puzzle_identifiers=num_puzzle_identifiers)
     model = build_model(config)
     model.provenance.task = task.config.model_dump(mode="json")
     if data_dir is not None:
         model.provenance.identifiers = read_identifiers(data_dir)
-    solution = task.solve(model, puzzle)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp)
+        model = load(tmp)
+    rebuilt = task_of(model)
+    assert type(rebuilt) is type(task) and rebuilt.config == task.config, \
+        f"the task rebuilt from the saved config is {rebuilt.config!r}, not {task.config!r}"
+    solution = rebuilt.solve(model, puzzle)
     assert isinstance(solution, Solution), f"solve returned {type(solution).__name__}, not a Solution"
     assert np.shape(solution.tokens) == (task.seq_len,), \
         f"the solution has tokens of shape {np.shape(solution.tokens)}, expected ({task.seq_len},)"
@@ -313,16 +374,37 @@ def check_solve(task: Task, puzzle: Puzzle, num_puzzle_identifiers: int = 1, dat
     assert isinstance(solution.text, str) and solution.text, "the solution has no text drawing"
     assert 1 <= solution.steps <= model.halting.max_steps, f"the solution used {solution.steps} steps"
     assert 0.0 <= solution.q_halt <= 1.0 and math.isfinite(solution.q_halt), f"q_halt is {solution.q_halt}"
+    assert len(solution.trace) == len(solution.q_trace) >= 1, "the solution has no answer per supervision step"
+    for token in range(task.vocab_size):
+        assert isinstance(task.cell_text(token), str), f"cell_text({token}) is not a string"
     return solution
 
 
+def check_converter(name: str, checkpoint: str | Path, config: str | Path | None = None, *,
+                    reference: RecursiveModel, **sizes: int) -> RecursiveModel:
+    """The registered converter ``name`` turns ``checkpoint`` (and its ``config`` file) into the model
+    ``reference`` it was written from: the same config and identical outputs at every step."""
+    check_registered("converter", name)
+    model = load_checkpoint(checkpoint, config, converter=name, **sizes)
+    assert model.config == reference.config, f"converted config {model.config!r} is not {reference.config!r}"
+    assert model.provenance.source is not None and model.provenance.source.converter == name, \
+        "the converted model does not record its converter"
+    batch = tiny_batch(reference, seed=2)
+    reference.eval()
+    for step, (a, b) in enumerate(zip(reference.rollout(batch), model.rollout(batch)), start=1):
+        assert torch.equal(a.logits, b.logits) and torch.equal(a.q_halt, b.q_halt), f"step {step}: outputs differ"
+    return model
+
+
 def check_task(name: str, directory: str | Path, *, plugin: str | None = None, options: dict | None = None,
-               puzzles: list[str] | None = None, metric: str = "exact_accuracy", roundtrip: bool = True) -> None:
-    """Everything about a task: registration and schema, a tiny build, augment/invert, the evaluator,
-    parse/render and solving. ``options`` make the build tiny; ``puzzles`` are texts in the task's
-    format (default: the test split's first inputs, drawn with ``render``); ``metric`` is the
-    evaluator's accuracy that perfect predictions must bring to 1; ``roundtrip=False`` for a task whose
-    ``render`` draws answers in a format ``parse`` does not read (then ``puzzles`` are needed)."""
+               puzzles: list[str] | None = None, metric: str = "exact_accuracy", roundtrip: bool = True,
+               evaluator_options: dict | None = None) -> None:
+    """Everything about a task: registration and schema, a tiny build, augment/invert, the evaluator and
+    ``trmzoo.evaluate``, parse/render and solving. ``options`` make the build tiny; ``puzzles`` are texts
+    in the task's format (default: the test split's first inputs, drawn with ``render``); ``metric`` is
+    the evaluator's accuracy that perfect predictions must bring to 1; ``roundtrip=False`` for a task
+    whose ``render`` draws answers in a format ``parse`` does not read (then ``puzzles`` are needed);
+    ``evaluator_options`` go to ``Task.evaluator`` as ``--option`` would send them."""
     entry = check_registered("task", name, plugin)
     task_cls = entry.task_cls
     assert isinstance(task_cls, type) and issubclass(task_cls, Task), f"task {name!r}: {task_cls} is not a trmzoo.Task"
@@ -335,7 +417,8 @@ def check_task(name: str, directory: str | Path, *, plugin: str | None = None, o
     check_dataset(task, directory)
     meta, train = read_split(directory, "train")
     check_augment_invert(task, train.inputs, train.labels)
-    check_evaluator_perfect(task, directory, metric)
+    check_evaluator(task, directory, metric, evaluator_options)
+    check_evaluate(task, directory, metric, evaluator_options, meta.num_puzzle_identifiers)
     if puzzles is None:
         _, test = read_split(directory, "test")
         puzzles = [task.render(x, Puzzle(inputs=np.array(x))) for x in test.inputs[:3]]
@@ -349,9 +432,10 @@ class PluginContract:
 
     ``plugin``: the entry-point name. ``task_options``: build options per task name (keep builds
     tiny). ``puzzles``: texts per task name for the parse/render check. ``metrics``: the accuracy
-    an evaluator reports, per task name (default ``exact_accuracy``). ``component_options``:
-    config sections per contributed backbone, recursion or halting name. ``model_overrides``:
-    extra tiny-model settings per component name (e.g. ``{"pos_encodings": "none"}``).
+    an evaluator reports, per task name (default ``exact_accuracy``). ``evaluator_options``:
+    options per task name for its evaluator. ``component_options``: config sections per contributed
+    backbone, recursion or halting name. ``model_overrides``: extra tiny-model settings per component
+    name (e.g. ``{"pos_encodings": "none"}``).
     """
 
     plugin: str = ""
@@ -360,6 +444,7 @@ class PluginContract:
     metrics: dict[str, str] = {}
     component_options: dict[str, dict] = {}
     model_overrides: dict[str, dict] = {}
+    evaluator_options: dict[str, dict] = {}
 
     def _names(self, kind: str) -> list[str]:
         import pytest
@@ -391,7 +476,8 @@ class PluginContract:
     def test_tasks(self, tmp_path):
         for name in self._names("task"):
             check_task(name, tmp_path / name, plugin=self.plugin, options=self.task_options.get(name),
-                       puzzles=self.puzzles.get(name), metric=self.metrics.get(name, "exact_accuracy"))
+                       puzzles=self.puzzles.get(name), metric=self.metrics.get(name, "exact_accuracy"),
+                       evaluator_options=self.evaluator_options.get(name))
 
     def test_models(self):
         for name in self._names("model"):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
@@ -31,6 +31,7 @@ from trmzoo.data.format import IDENTIFIERS_FILE, read_identifiers
 from trmzoo.errors import CheckpointError
 from trmzoo.factory import build_model
 from trmzoo.recipe import format_validation_error
+from trmzoo.registry import plugin_uses, require
 from trmzoo.version import __version__
 
 CONFIG_FILE = "config.json"
@@ -72,7 +73,8 @@ def save_pretrained(model: RecursiveModel, directory: str | Path) -> Path:
         "trmzoo_version": __version__,
         "model_args": model.config.model_dump(mode="json"),
         "parameters": dict(zip(("network", "puzzle_table"), model.parameter_counts())),
-        **model.provenance.model_dump(mode="json", exclude_defaults=True),
+        **model.provenance.model_dump(mode="json", exclude_defaults=True, exclude={"plugins"}),
+        "plugins": [use.model_dump(mode="json") for use in plugin_uses(components(model.config, model.provenance))],
     }
     identifiers = model.provenance.identifiers
     if identifiers is not None:
@@ -111,18 +113,16 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def check_safetensors(path: str | Path) -> None:
-    """Cheap integrity check before use: the header parses and the file holds exactly the bytes it announces."""
-    path = Path(path)
-    actual = path.stat().st_size if path.exists() else 0
+    """Cheap integrity check before use: ``safe_open`` parses the header and refuses a file that does not
+    hold exactly the bytes it announces (a cut download), without reading the tensors."""
     try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(size)) if 0 < size <= actual - 8 else None
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
-        raise CheckpointError(f"{path}: corrupted or truncated safetensors file (unreadable header)") from None
-    if actual != 8 + size + end:
-        raise CheckpointError(f"{path}: truncated safetensors file ({actual} bytes, the header announces {8 + size + end})")
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupted or truncated safetensors file ({reason})") from None
 
 
 def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], source: str, *,
@@ -147,6 +147,14 @@ def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], sou
             raise CheckpointError(f"{source}: {names.get(key, key)} has shape {tuple(tensor.shape)}, "
                                   f"the model expects {tuple(expected[key].shape)}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def components(model_args: Any, provenance: Provenance) -> dict[str, str]:
+    """The registered components a model uses: kind -> name (its task too, when it records one)."""
+    args = model_args if isinstance(model_args, dict) else model_args.model_dump()
+    used = {kind: (args.get(kind) or {}).get("kind") for kind in ("backbone", "recursion", "halting")}
+    used["task"] = (provenance.task or {}).get("name")
+    return {kind: name for kind, name in used.items() if name}
 
 
 def read_provenance(directory: str | Path, config: dict[str, Any]) -> Provenance:
@@ -181,6 +189,7 @@ def load_pretrained_dir(directory: str | Path) -> RecursiveModel:
     if "model_args" not in config:
         raise CheckpointError(f"{directory / CONFIG_FILE}: no model_args; not a trmzoo model config")
     provenance = read_provenance(directory, config)
+    require(components(config["model_args"], provenance), provenance.plugins, str(directory))
     model = build_model(config["model_args"])
     state = _read_tensors(directory / WEIGHTS_FILE)
     if model.puzzle_emb is not None:

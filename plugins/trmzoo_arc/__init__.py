@@ -78,10 +78,9 @@ class ARCTask(Task):
             top = left = 0
         return to_canvas(grid, top, left)
 
-    def evaluator(self, data_dir: Path, *, max_puzzles: int | None = None, max_augmentations: int | None = None,
-                  pool_votes: bool = False) -> ARCEvaluator:
-        return ARCEvaluator(data_dir, max_puzzles=max_puzzles, max_augmentations=max_augmentations,
-                            pool_votes=pool_votes)
+    def evaluator(self, data_dir: Path, *, max_puzzles: int | None = None,
+                  max_augmentations: int | None = None) -> ARCEvaluator:
+        return ARCEvaluator(data_dir, max_puzzles=max_puzzles, max_augmentations=max_augmentations)
 
     def cell_text(self, token: int) -> str:
         return str(token - 2) if token >= 2 else ""  # colours 0..9; pad and EOS stay blank

@@ -62,12 +62,12 @@ class ARCEvaluator(Evaluator):
     ``max_puzzles`` keeps the first tasks of the test split, ``max_augmentations`` the
     original plus that many augmented versions of each: :meth:`example_indices` lists
     the test examples that still count, so an evaluation loop can skip the rest.
-    Votes of one evaluation only, unless ``pool_votes`` keeps them across
-    :meth:`begin` calls as the official evaluator silently does.
+    An evaluator holds the votes of one evaluation (one checkpoint): the official
+    evaluator's pooling of votes across evaluation rounds is not reproduced.
     """
 
     def __init__(self, data_dir: str | Path, *, max_puzzles: int | None = None,
-                 max_augmentations: int | None = None, pool_votes: bool = False) -> None:
+                 max_augmentations: int | None = None) -> None:
         data_dir = Path(data_dir)
         self.identifiers = read_identifiers(data_dir)
         path = data_dir / "test_puzzles.json"
@@ -76,7 +76,6 @@ class ARCEvaluator(Evaluator):
         self.test_puzzles = json.loads(path.read_text())
         metadata, arrays = read_split(data_dir, "test", mmap=True)
         self.blank = metadata.blank_identifier_id
-        self.pool_votes = pool_votes
 
         groups = np.asarray(arrays.group_indices)
         offsets = np.asarray(arrays.puzzle_indices)
@@ -102,11 +101,6 @@ class ARCEvaluator(Evaluator):
     def example_indices(self) -> np.ndarray:
         """Test-split example rows whose predictions count (all of them by default)."""
         return self._examples
-
-    def begin(self) -> None:
-        """Start an evaluation round: forget earlier votes unless pooling."""
-        if not self.pool_votes:
-            self.ballot = Ballot()
 
     def update(self, batch: dict[str, np.ndarray], preds: np.ndarray, q_halt: np.ndarray) -> None:
         confidence = sigmoid64(q_halt)

@@ -6,17 +6,16 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from trmzoo import hookimpl
+from trmzoo.core.config import Config
 from trmzoo.core.backbone import BackboneSpec, build_blocks
 from trmzoo.core.layers import CastedLinear, apply_rotary, rms_norm, rotary_tables
 from trmzoo.errors import RecipeError
 
 
-class AttentionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AttentionConfig(Config):
     kind: Literal["attention"] = "attention"
     num_heads: int = 8
 

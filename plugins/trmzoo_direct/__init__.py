@@ -18,17 +18,16 @@ from __future__ import annotations
 
 from typing import Callable, Literal
 
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from trmzoo import hookimpl
+from trmzoo.core.config import Config
 from trmzoo.convert import OfficialConverter, not_computed
 from trmzoo.core.recursion import Recursion, init_state
 
 
 # -- the recursion ---------------------------------------------------------------------------------
-class DirectRecursionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DirectRecursionConfig(Config):
     kind: Literal["direct"] = "direct"
     layers: int = 8
     """Blocks of the single network applied once per supervision step."""

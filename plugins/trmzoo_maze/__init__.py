@@ -21,7 +21,8 @@ from trmzoo import Puzzle, Task, TaskConfig, hookimpl
 from trmzoo.task import quote, read_puzzle_text
 from trmzoo.data import DatasetMetadata, SplitArrays, write_identifiers, write_split
 from trmzoo.data.grids import dihedral, inverse_dihedral
-from trmzoo.errors import DataError, HubError, PuzzleError
+from trmzoo.errors import DataError, PuzzleError
+from trmzoo.hub import download
 
 from trmzoo_maze.generate import GOAL, START, make_maze
 
@@ -119,7 +120,7 @@ class MazeTask(Task):
     def _read_hub(self, split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Maze-Hard CSV (columns source, q, a, rating; one maze per row, row-major text)."""
         cfg = self.config
-        path = _download(cfg.hub_repo, f"{split}.csv")
+        path = download(cfg.hub_repo, f"{split}.csv", repo_type="dataset")
         cells = cfg.size**2
         inputs, labels = [], []
         with open(path, newline="") as f:
@@ -202,21 +203,6 @@ class MazeTask(Task):
         size = puzzle.info.get("size", self.config.size)
         grid = np.asarray(tokens).reshape(size, size)
         return "\n".join("".join(DRAW[t] if t < len(DRAW) else "?" for t in row) for row in grid)
-
-
-def _download(repo: str, filename: str) -> str:
-    """A dataset file from the Hub cache, fetched when online; failures become one-line HubErrors."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return hf_hub_download(repo, filename, repo_type="dataset")
-    except LocalEntryNotFoundError:
-        raise HubError(f"{repo}/{filename} is not in the Hugging Face cache and the Hub cannot be reached; "
-                       "go online once (HF_HUB_OFFLINE unset) to fetch it, or use task.source=generate") from None
-    except (HfHubHTTPError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise HubError(f"cannot download {repo}/{filename} (dataset): {reason}") from None
 
 
 @hookimpl

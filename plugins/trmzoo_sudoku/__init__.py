@@ -13,9 +13,10 @@ import numpy as np
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
-from trmzoo import __version__, hookimpl
+from trmzoo import hookimpl
 from trmzoo.data import write_identifiers, write_split
-from trmzoo.errors import DataError, PuzzleError
+from trmzoo.errors import PuzzleError
+from trmzoo.hub import download
 from trmzoo.task import Puzzle, Task, TaskConfig, read_puzzle_text
 from trmzoo_sudoku.build import generate_puzzles, metadata, read_csv_split, split_arrays
 from trmzoo_sudoku.solver import geometry
@@ -105,7 +106,7 @@ class SudokuTask(Task):
         write_identifiers(out_dir, ["<blank>"])
 
     def _hub_split(self, split: str, subsample: int | None, rng: np.random.Generator):
-        puzzles, solutions = read_csv_split(download_csv(self.config.hub_repo, f"{split}.csv"),
+        puzzles, solutions = read_csv_split(download(self.config.hub_repo, f"{split}.csv", repo_type="dataset"),
                                             size=self.seq_len, min_difficulty=self.config.min_difficulty)
         if subsample is not None and subsample < len(puzzles):
             keep = rng.choice(len(puzzles), size=subsample, replace=False)
@@ -171,24 +172,6 @@ def _check_givens(digits: np.ndarray, box_rows: int, box_cols: int, where: str) 
                 raise PuzzleError(f"{where}: cells (row {a // n + 1}, column {a % n + 1}) and (row {b // n + 1}, "
                                   f"column {b % n + 1}) both hold {d} in the same {kind}")
             first[d] = cell
-
-
-def download_csv(repo: str, filename: str) -> Path:
-    """A Sudoku-Extreme CSV from the Hub cache, downloading it when online."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(hf_hub_download(repo, filename, repo_type="dataset", library_name="trmzoo",
-                                    library_version=__version__))
-    except LocalEntryNotFoundError:  # offline (or no connection) and not cached
-        raise DataError(
-            f"{repo}/{filename}: not in the Hugging Face cache and not downloadable now (offline?); fetch it "
-            f"once online with `hf download {repo} {filename} --repo-type dataset` or unset HF_HUB_OFFLINE"
-        ) from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise DataError(f"{repo}/{filename}: download failed ({type(exc).__name__}: {exc})".splitlines()[0]) \
-            from None
 
 
 @hookimpl

@@ -24,10 +24,10 @@ from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from trmzoo import hookimpl
+from trmzoo.core.config import Config
 from trmzoo.convert import OfficialConverter, not_computed
 from trmzoo.core.halting import HaltingConfig, HaltingPolicy
 from trmzoo.core.recursion import Recursion, init_state
@@ -36,8 +36,7 @@ from trmzoo_trm.pretrained import PRETRAINED
 
 
 # -- the recursion -------------------------------------------------------------------------------
-class TRMRecursionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TRMRecursionConfig(Config):
     kind: Literal["trm"] = "trm"
     H_cycles: int = 3
     """T: supervision-step rounds; the first T-1 run without gradient."""

@@ -14,14 +14,14 @@ unless early exit is asked for, which stops a sample as soon as the signal fires
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
+
+from trmzoo.core.config import Config
 
 
-class HaltingConfig(BaseModel):
+class HaltingConfig(Config):
     """Base of a halting policy's recipe section (``model.halting``): a subclass adds
     ``kind: Literal["<name>"] = "<name>"`` and its own options."""
 
-    model_config = ConfigDict(extra="forbid")
     max_steps: int = 16
     """N_sup: the most supervision steps a sample gets."""
     exploration_prob: float = 0.1

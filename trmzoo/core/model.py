@@ -15,9 +15,10 @@ from typing import Any, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
 from torch import nn
 
+from trmzoo.core.config import Config
 from trmzoo.core.halting import HaltingPolicy
 from trmzoo.core.layers import CastedEmbedding, CastedLinear
 from trmzoo.core.provenance import Provenance
@@ -26,14 +27,13 @@ from trmzoo.core.recursion import Recursion
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-class ModelConfigBase(BaseModel):
+class ModelConfigBase(Config):
     """Architecture fields shared by every recursive model (official names and defaults).
 
     The recipe schema extends this with the ``backbone``, ``recursion`` and
     ``halting`` sections, whose kinds come from plugins.
     """
 
-    model_config = ConfigDict(extra="forbid")
     vocab_size: int = 0
     """Token vocabulary (0: taken from the dataset)."""
     seq_len: int = 0

@@ -13,16 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from trmzoo.core.config import Config
 
 
-class Record(BaseModel):
-    """Strict (a misspelt key is an error) and documented (field docstrings reach the JSON schema)."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-
-class DataProvenance(Record):
+class DataProvenance(Config):
     """The data build the weights were trained on."""
 
     build_fingerprint: str | None = None
@@ -33,7 +29,7 @@ class DataProvenance(Record):
     """How to build that data, for messages when another build is given."""
 
 
-class SourceProvenance(Record):
+class SourceProvenance(Config):
     """Where converted or downloaded weights came from."""
 
     repo: str | None = None
@@ -48,7 +44,19 @@ class SourceProvenance(Record):
     """The registered converter that converted it (for official checkpoints, the official ``arch.name``)."""
 
 
-class Provenance(Record):
+class PluginUse(Config):
+    """A component a model uses and the plugin that registered it."""
+
+    kind: str
+    """``backbone``, ``recursion``, ``halting`` or ``task``."""
+    name: str
+    plugin: str
+    """The entry-point name of the plugin."""
+    distribution: str | None = None
+    """The package that installs it (for ``pip install``)."""
+
+
+class Provenance(Config):
     """What a model is and where its weights come from; kept in ``config.json``."""
 
     architecture: str | None = None
@@ -65,6 +73,8 @@ class Provenance(Record):
     """When set, evaluation refuses with this reason (the data build cannot be reproduced)."""
     step: int | None = None
     """The training step the weights were saved at."""
+    plugins: list[PluginUse] = []
+    """Which plugin registered each component (written on save), so a missing one can be named."""
     identifiers: list[str] | None = Field(default=None, exclude=True)
     """Names of the puzzle-table rows (``identifiers.json`` of the build); kept beside config.json in
     the weight folder, not in it."""

@@ -44,7 +44,10 @@ from trmzoo.run import (
 )
 from trmzoo.task import Task
 from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at
-from trmzoo.weights import PUZZLE_KEY, atomic_write, load_state_strict, save_pretrained
+from trmzoo.registry import require
+from trmzoo.weights import (
+    CONFIG_FILE, PUZZLE_KEY, atomic_write, components, load_state_strict, read_config, read_provenance, save_pretrained,
+)
 from trmzoo.yamlio import read_yaml
 
 
@@ -442,6 +445,15 @@ class Trainer:
             atomic_write(metrics, lambda tmp: tmp.write_text("".join(kept)))
 
 
+def _require_run_plugins(run_dir: Path, raw: dict[str, Any]) -> None:
+    """A run to resume needs the plugins its saved weights record; name the one missing."""
+    weights = run_dir / WEIGHTS_DIR
+    if not (weights / CONFIG_FILE).exists():
+        return
+    provenance = read_provenance(weights, read_config(weights))
+    require(components(raw.get("model") or {}, provenance), provenance.plugins, str(run_dir), what="run")
+
+
 def train(
     recipe_path: str, *, overrides: tuple[str, ...] = (), out: str | None = None, resume: str | None = None,
     overwrite: bool = False, init_from: str | None = None, progress: bool = True,
@@ -455,7 +467,9 @@ def train(
     """
     if resume:
         run_dir = Path(resume)
-        recipe = validate_recipe(read_yaml(run_dir / RECIPE_FILE), str(run_dir / RECIPE_FILE), overrides)
+        raw = read_yaml(run_dir / RECIPE_FILE)
+        _require_run_plugins(run_dir, raw)
+        recipe = validate_recipe(raw, str(run_dir / RECIPE_FILE), overrides)
     else:
         recipe = validate_recipe(read_yaml(recipe_path), recipe_path, overrides)
         run_dir = Path(out) if out else new_run_dir(recipe_path)

@@ -149,7 +149,8 @@ class NQueensTask(Task):
         shape = np.shape(tokens)
         return transform(np.asarray(tokens).reshape(*shape[:-1], n, n), tid).reshape(shape).copy()
 
-    def evaluator(self, data_dir: Path) -> NQueensEvaluator:
+    def evaluator(self, data_dir: Path, *, max_puzzles: int | None = None) -> NQueensEvaluator:
+        """trmzoo passes ``max_puzzles`` (``--max-puzzles``); it keeps the first examples itself."""
         return NQueensEvaluator(self.config.size)
 
     # -- single puzzles --------------------------------------------------------------------
