@@ -8,13 +8,12 @@ import itertools
 import json
 import os
 import shutil
-import site
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from throwaway_venv import make_venv, pip_install
 
 PACKAGE = Path(__file__).resolve().parents[1] / "docs" / "example-plugin"
 N = 6  # the shipped tiny recipe's board
@@ -33,33 +32,14 @@ def read_board(text: str) -> np.ndarray:
     return np.array([[ch == "Q" for ch in row] for row in rows])
 
 
-def package_dirs() -> list[str]:
-    """Where the running interpreter finds its packages (torch, pytest, trmzoo), in order."""
-    dirs = list(site.getsitepackages())
-    if site.ENABLE_USER_SITE:
-        dirs.append(site.getusersitepackages())
-    return [d for i, d in enumerate(dirs) if os.path.isdir(d) and d not in dirs[:i]]
-
-
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
-    """A throwaway venv with the example plugin installed into it, on top of the running interpreter's packages.
-
-    A ``.pth`` file adds the running environment's site-packages with ``site.addsitedir``, so their own
-    ``.pth`` files (an editable trmzoo) work too; nothing is downloaded or reinstalled, and the build
-    backend is the running environment's setuptools (a venv's base interpreter may have none of these).
-    """
+    """A throwaway venv (tests/throwaway_venv.py) with the example plugin installed into it."""
     root = tmp_path_factory.mktemp("example-plugin")
     source = root / "source"
     shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True, timeout=120)
-    python = str(root / "venv" / "bin" / "python")
-    own = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                         capture_output=True, text=True, check=True, timeout=60).stdout.strip()
-    Path(own, "running_environment.pth").write_text(
-        "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in package_dirs()) + "\n")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-                    str(source)], check=True, cwd=root, timeout=300)
+    python = make_venv(root / "venv")
+    pip_install(python, source, root)
     return root, python, source
 
 

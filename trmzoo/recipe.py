@@ -229,9 +229,15 @@ def dump_recipe(recipe: BaseModel) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
 
 
+SHIPPED_RECIPES = Path(__file__).resolve().parent / "recipes"
+"""Where a built wheel installs the repository's recipes/ (package data of ``trmzoo.recipes``)."""
+SOURCE_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+"""The recipes/ folder of a source checkout (and so of an editable install)."""
+
+
 def recipe_dirs() -> list[Path]:
-    """Where named recipes are looked up: ./recipes, the source tree's recipes/, plugins' recipes/."""
-    dirs = [Path.cwd() / "recipes", Path(__file__).resolve().parent.parent / "recipes"]
+    """Where named recipes are looked up: ./recipes, the shipped recipes, plugins' recipes/."""
+    dirs = [Path.cwd() / "recipes", SHIPPED_RECIPES if SHIPPED_RECIPES.is_dir() else SOURCE_RECIPES]
     for _, plugin in pm.list_name_plugin():
         if plugin is not None and getattr(plugin, "__file__", None):
             dirs.append(Path(plugin.__file__).resolve().parent / "recipes")
