@@ -50,7 +50,7 @@ class PretrainedEntry:
     aliases: tuple[str, ...] = ()
     data_build: str = ""  # how to build the data whose puzzle table these weights expect
     embedding_fingerprint: str | None = None  # trmzoo.data.embedding_fingerprint of that build, when known
-    eval_refusal: str = ""  # when set, evaluation refuses with this reason (kept in model.meta)
+    eval_refusal: str = ""  # when set, evaluation refuses with this reason (kept in model.provenance)
 
 
 @dataclass(frozen=True)

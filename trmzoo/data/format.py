@@ -71,7 +71,7 @@ def write_split(root: str | Path, split: str, arrays: SplitArrays, metadata: Dat
 def is_dataset_dir(path: str | Path) -> bool:
     """Whether ``path`` holds a dataset in this format (a split's ``dataset.json`` or ``identifiers.json``)."""
     path = Path(path)
-    return (path / "identifiers.json").exists() or any(
+    return (path / IDENTIFIERS_FILE).exists() or any(
         (split / "dataset.json").exists() for split in path.iterdir() if split.is_dir())
 
 
