@@ -296,3 +296,20 @@ def test_push_and_info_commands(fake_hub, tmp_path):
     assert "5,028,866" in result.output  # the official count, puzzle table excluded
     result = CliRunner().invoke(cli, ["push", str(tmp_path / "nowhere"), "me/cli"])
     assert result.exit_code != 0 and "nowhere: no such model folder" in result.output
+
+
+def test_the_card_renderer_is_pure_and_takes_more_front_matter():
+    from huggingface_hub import EvalResult, ModelCard
+
+    from trmzoo.card import render_card
+
+    config = {"architecture": "trm_sudoku_mlp", "task": {"name": "sudoku"}, "license": "MIT",
+              "data": {"embedding_fingerprint": "sha256:0"}}
+    result = EvalResult(task_type="other", dataset_type="sapientinc/sudoku-extreme", dataset_name="Sudoku-Extreme",
+                        metric_type="exact_accuracy", metric_value=0.87)
+    text = render_card(config, network_params=5_028_866, table_params=512, repo_id="me/trm",
+                       card_fields={"base_model": "org/base", "model_name": "trm", "eval_results": [result]})
+    card = ModelCard(text)
+    assert card.data.library_name == "trmzoo" and card.data.base_model == "org/base"
+    assert card.data.eval_results[0].metric_value == 0.87 and card.data.tags[-2:] == ["sudoku", "trm_sudoku_mlp"]
+    assert "network (learned parameters): 5,028,866" in text and 'trmzoo.load("hf-hub:me/trm")' in text

@@ -26,26 +26,31 @@ TASK_DATASETS = {"sudoku": ["sapientinc/sudoku-extreme"], "maze": ["sapientinc/m
 """Hub datasets of the tasks' published benchmarks, for the card's ``datasets`` field."""
 
 
-def card_data(config: Mapping[str, Any], *, license: str | None = None) -> ModelCardData:
-    """The YAML front matter: library, license (an SPDX id, or ``other`` for free text), tags and datasets."""
+def card_data(config: Mapping[str, Any], *, license: str | None = None,
+              fields: Mapping[str, Any] | None = None) -> ModelCardData:
+    """The YAML front matter: library, license (an SPDX id, or ``other`` for free text), tags and datasets,
+    plus any other ``ModelCardData`` ``fields`` (``base_model``, ``pipeline_tag``, ``eval_results`` with
+    ``model_name`` for the Hub's model-index, ...)."""
     license = license or config.get("license") or "mit"
     task_name = _task_name(config)
     architecture = config.get("architecture") or "custom"
     tags = ["trmzoo", "tiny-recursive-model", "recursive-reasoning"] + [t for t in (task_name, architecture) if t]
     spdx = "other" if " " in license else license.lower()  # free text ("see model card") is not an identifier
-    return ModelCardData(library_name="trmzoo", license=spdx, tags=tags, datasets=TASK_DATASETS.get(task_name) or None)
+    return ModelCardData(library_name="trmzoo", license=spdx, tags=tags, datasets=TASK_DATASETS.get(task_name) or None,
+                         **dict(fields or {}))
 
 
 def render_card(config: Mapping[str, Any], *, network_params: int, table_params: int, repo_id: str | None = None,
                 location: str | None = None, recipe: str | None = None, metrics: Mapping[str, Any] | None = None,
-                license: str | None = None) -> str:
+                license: str | None = None, card_fields: Mapping[str, Any] | None = None) -> str:
     """A README model card: YAML front matter the Hub indexes, then the facts.
 
     ``config`` is the weight folder's config.json as a dict; ``network_params`` and
     ``table_params`` count the learned network and the puzzle table. ``repo_id`` (or, for
     a local folder, ``location``) goes into the usage example; ``recipe`` (YAML text) and
     ``metrics`` (a run's last ``eval/`` record) are shown when given. ``license`` defaults
-    to the one recorded in ``config``, else MIT (trmzoo's own).
+    to the one recorded in ``config``, else MIT (trmzoo's own). ``card_fields`` go to the front
+    matter (see :func:`card_data`).
     """
     license = license or config.get("license") or "mit"
     task_name = _task_name(config)
@@ -76,7 +81,8 @@ def render_card(config: Mapping[str, Any], *, network_params: int, table_params:
              f"- total: {network_params + table_params:,}", "",
              "## License", "", f"{license}", "",
              "## Citation", "", "```bibtex", TRM_CITATION, "```", ""]
-    card = ModelCard(f"---\n{card_data(config, license=license).to_yaml()}\n---\n\n" + "\n".join(body))
+    front = card_data(config, license=license, fields=card_fields).to_yaml()
+    card = ModelCard(f"---\n{front}\n---\n\n" + "\n".join(body))
     return str(card)
 
 
