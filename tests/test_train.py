@@ -82,10 +82,17 @@ def trainer(data_dir: Path, run_dir: Path, *sets: str, init_from=None) -> Traine
 
 
 # -- exact resume ------------------------------------------------------------------------------
+FAST_OPTIONS = ["train.augment=true", "train.supervision_weight_decay=0.7", "train.optimizer=muon",
+                "train.lr_schedule=linear", "train.parallel_latents=2",
+                "train.curriculum=[{until_step: 4, H_cycles: 1, L_cycles: 1, max_steps: 2}, {until_step: 8, L_cycles: 1}]"]
+"""Every time-to-accuracy option on (tests/test_fast_training.py), the curriculum's stages around the kill."""
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume_is_bit_exact(maze_dir, tmp_path):
+@pytest.mark.parametrize("options", [[], FAST_OPTIONS], ids=["official", "fast_options"])
+def test_sigkill_then_resume_is_bit_exact(maze_dir, tmp_path, options):
     sets = [f"data.dir={maze_dir}", "train.max_steps=40", "train.checkpoint_interval=3", "train.eval_interval=10",
-            "train.log_interval=5"]
+            "train.log_interval=5", *options]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     train(str(RECIPE), overrides=tuple(sets), out=str(whole), progress=False)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from trmzoo.core.config import Config
 from trmzoo.core.model import ModelConfigBase
@@ -31,6 +31,19 @@ class DataConfig(Config):
     """Build the dataset with the task's builder when ``dir`` does not exist yet."""
 
 
+class CurriculumStage(Config):
+    """One stage of a depth curriculum (CGAR, arXiv 2511.08653): shallower recursion early in training."""
+
+    until_step: int = Field(ge=1)
+    """The stage holds for optimizer steps up to and including this one (1-based)."""
+    H_cycles: int | None = Field(None, ge=1)
+    """T in this stage (None: the model's)."""
+    L_cycles: int | None = Field(None, ge=1)
+    """n in this stage (None: the model's)."""
+    max_steps: int | None = Field(None, ge=1)
+    """Supervision steps N_sup in this stage (None: ``model.halting.max_steps``)."""
+
+
 class TrainConfig(Config):
     global_batch_size: int = 768
     max_steps: int | None = None
@@ -41,18 +54,36 @@ class TrainConfig(Config):
     epochs: int = 1
     lr: float = 1.0e-4
     lr_warmup_steps: int = 2000
-    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    lr_schedule: Literal["cosine", "constant", "linear"] = "cosine"
+    """After the warmup: cosine or linear decay to ``lr_min_ratio`` at ``max_steps``, or constant."""
     lr_min_ratio: float = 1.0
-    """Cosine floor as a fraction of the peak; the official 1.0 makes the schedule constant after warmup."""
+    """Floor of the decay as a fraction of the peak; the official 1.0 makes the schedule constant after warmup."""
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
-    optimizer: Literal["adam_atan2", "adamw"] = "adam_atan2"
+    optimizer: Literal["adam_atan2", "adamw", "muon"] = "adam_atan2"
+    """``muon``: torch's Muon (its AdamW-matched step size, so ``lr`` means the same) for the recursion's
+    weight matrices, AdamATan2 for everything else."""
     puzzle_emb_lr: float = 1.0e-2
     puzzle_emb_weight_decay: float = 0.1
     ema: bool = True
     ema_rate: float = 0.999
     loss: Literal["stablemax", "softmax"] = "stablemax"
+    augment: bool = False
+    """Give every training example a fresh random symmetry of its task (the task's ``augment``) each time
+    it is drawn: on-the-fly augmentation instead of, or on top of, the versions the builder stored."""
+    curriculum: list[CurriculumStage] = []
+    """Depth curriculum: stages by ``until_step``; after the last one the model's own depth. Evaluation and
+    saved weights always use the model's depth."""
+    supervision_weight_decay: float = 1.0
+    """Weight the token loss of supervision step t by ``decay**(t-1)``, normalised to mean 1 over the
+    steps (CGAR's decaying supervision weights); 1.0 weights all steps alike (official)."""
+    parallel_latents: int = Field(1, ge=1)
+    """K: each sample runs as K copies side by side, copies 2..K with Gaussian noise of std ``latent_noise``
+    added to the latent z at every step; only the copy with the lowest token loss is back-propagated and
+    carried on ("Speed is Confidence", arXiv 2601.19085). 1: off (official). Costs K times the compute."""
+    latent_noise: float = Field(0.1, ge=0)
+    """Std of the noise on the latent of the extra copies when ``parallel_latents`` > 1."""
     schedule: Literal["carry", "inner_loop"] = "carry"
     """``carry``: one supervision step per optimizer step with the persistent carry (official);
     ``inner_loop``: all supervision steps on one batch before the next (the paper's pseudo-code)."""
@@ -67,6 +98,13 @@ class TrainConfig(Config):
     autocast: bool = False
     """Use torch.autocast for the forward dtype instead of the official explicit casts."""
     compile: bool = False
+
+    @model_validator(mode="after")
+    def _check_curriculum(self):
+        ends = [stage.until_step for stage in self.curriculum]
+        if ends != sorted(set(ends)):
+            raise ValueError(f"curriculum: the stages' until_step must increase, got {ends}")
+        return self
 
 
 class EvalConfig(Config):

@@ -194,6 +194,18 @@ class RecursiveModel(nn.Module):
             data={k: torch.zeros_like(v) for k, v in batch.items()},
         )
 
+    def begin(self, carry: Carry, batch: dict[str, torch.Tensor]) -> Carry:
+        """The carry at the start of a step: halted slots reset their states and step count and take
+        ``batch``'s example; no slot is halted any more (so :meth:`step` on the result resets nothing)."""
+        reset = carry.halted
+        y, z = self.recursion.reset(reset, carry.y, carry.z)
+        steps = torch.where(reset, 0, carry.steps)
+        data = {
+            k: torch.where(reset.view(-1, *([1] * (v.ndim - 1))), batch[k], v) if k in batch else v
+            for k, v in (carry.data or {k: torch.zeros_like(v) for k, v in batch.items()}).items()
+        }
+        return Carry(y, z, steps, torch.zeros_like(reset), data)
+
     def step(
         self,
         carry: Carry,
@@ -203,13 +215,8 @@ class RecursiveModel(nn.Module):
         explore: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[Carry, StepOutput]:
         """One supervision step from ``carry``; halted slots first take ``batch``'s example."""
-        reset = carry.halted
-        y, z = self.recursion.reset(reset, carry.y, carry.z)
-        steps = torch.where(reset, 0, carry.steps)
-        data = {
-            k: torch.where(reset.view(-1, *([1] * (v.ndim - 1))), batch[k], v) if k in batch else v
-            for k, v in (carry.data or {k: torch.zeros_like(v) for k, v in batch.items()}).items()
-        }
+        carry = self.begin(carry, batch)
+        y, z, steps, data = carry.y, carry.z, carry.steps, carry.data
         x = self.embed(data["inputs"], data["puzzle_identifiers"])
         y, z = self.recursion(y, z, x)
         logits, q_halt, q_continue = self._heads(y, z)

@@ -41,10 +41,12 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, mask: torc
 LOSSES = {"stablemax": stablemax_cross_entropy, "softmax": softmax_cross_entropy}
 
 
-def supervision_loss(out, labels: torch.Tensor, halting, loss_type: LossType = "stablemax"):
+def supervision_loss(out, labels: torch.Tensor, halting, loss_type: LossType = "stablemax",
+                     weights: torch.Tensor | None = None):
     """Return ``(loss, metrics)`` for one supervision step's output ``out`` (a StepOutput).
 
     ``loss`` is summed over the batch; divide by the global batch size before backward.
+    ``weights`` (``[B]``, optional) scale each sample's token loss (not the halting loss).
     ``metrics`` are detached sums: count, accuracy, exact_accuracy, q_halt_accuracy,
     steps (over halted samples with supervised cells) and the loss parts.
     """
@@ -62,7 +64,8 @@ def supervision_loss(out, labels: torch.Tensor, halting, loss_type: LossType = "
             "q_halt_accuracy": (counted & ((out.q_halt >= 0) == seq_correct)).sum(),
             "steps": torch.where(counted, out.steps, 0).sum(),
         }
-    lm_loss = (LOSSES[loss_type](out.logits, labels, mask) / divisor).sum()
+    token_loss = LOSSES[loss_type](out.logits, labels, mask) / divisor
+    lm_loss = token_loss.sum() if weights is None else (token_loss.sum(-1) * weights).sum()
     halt_loss = halting.loss(out.q_halt, out.q_continue, seq_correct, out.target_q_continue)
     metrics["lm_loss"] = lm_loss.detach()
     metrics["halt_loss"] = halt_loss.detach()

@@ -6,14 +6,16 @@ batch until it is full (the last puzzle is truncated); a final partial batch is
 dropped. Everything is drawn from a Philox generator seeded by ``seed + epoch``,
 so the batch sequence is a function of the seed and a position (epoch, batch),
 which is all a checkpoint needs to resume. Each process takes its slice of the
-global batch.
+global batch. An optional ``augment`` function transforms every global batch
+afresh (on-the-fly symmetry augmentation), with a generator seeded by the seed and
+the position, so it too resumes exactly.
 
 Test: examples in order, the last batch padded (pad token, ignored labels, blank id).
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -41,12 +43,17 @@ def collate(metadata: DatasetMetadata, inputs, labels, puzzle_identifiers, size:
     }
 
 
+Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+"""``(inputs, labels, rng) -> (inputs, labels)`` on raw stored rows ``[B, seq_len]``: one random
+validity-preserving transform per row, the same for a row's inputs and labels."""
+
+
 class TrainBatches:
     """Endless training batches; ``position`` / ``seek`` give an exact resume point."""
 
     def __init__(
         self, metadata: DatasetMetadata, arrays: SplitArrays, *, global_batch_size: int, seed: int,
-        rank: int = 0, world_size: int = 1,
+        rank: int = 0, world_size: int = 1, augment: Augment | None = None,
     ) -> None:
         if global_batch_size % world_size:
             raise RecipeError(f"train.global_batch_size: {global_batch_size} is not divisible by the {world_size} processes")
@@ -54,6 +61,7 @@ class TrainBatches:
         self.global_batch_size = global_batch_size
         self.local_batch_size = global_batch_size // world_size
         self.seed, self.rank = seed, rank
+        self.augment = augment
         self.epoch, self.batch = 0, 0
         self._plan: list[tuple[np.ndarray, np.ndarray]] | None = None
 
@@ -100,11 +108,14 @@ class TrainBatches:
             self.epoch, self.batch = self.epoch + 1, 0
             self._plan = self._epoch_plan(self.epoch)
         examples, puzzles = self._plan[self.batch]
+        a = self.arrays
+        inputs, labels = a.inputs[examples], a.labels[examples]
+        if self.augment is not None:  # the whole global batch, so every process count draws the same
+            rng = np.random.default_rng([self.seed, self.epoch, self.batch])
+            inputs, labels = self.augment(inputs, labels, rng)
         self.batch += 1
         lo, hi = self.rank * self.local_batch_size, (self.rank + 1) * self.local_batch_size
-        examples, puzzles = examples[lo:hi], puzzles[lo:hi]
-        a = self.arrays
-        return collate(self.metadata, a.inputs[examples], a.labels[examples], a.puzzle_identifiers[puzzles],
+        return collate(self.metadata, inputs[lo:hi], labels[lo:hi], a.puzzle_identifiers[puzzles[lo:hi]],
                        self.local_batch_size)
 
 

@@ -4,12 +4,14 @@
   and decoupled weight decay (the official code uses a CUDA-only package for this).
 * :class:`SparseSignSGD` - sign-SGD with decoupled weight decay for the per-puzzle
   embedding table, touching only the rows looked up in the batch.
-* :func:`lr_at` - linear warmup, then cosine down to ``min_ratio`` (1.0 = constant).
+* :func:`lr_at` - linear warmup, then cosine (or linear) down to ``min_ratio`` (1.0 = constant).
+* :class:`Optimizers` - several optimizers stepped and saved as one (Muon for matrices, AdamATan2 for the rest).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 
@@ -70,12 +72,55 @@ class SparseSignSGD:
         self.embedding.last_lookup = None
 
 
-def lr_at(step: int, *, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+def lr_at(step: int, *, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float,
+          shape: Literal["cosine", "linear"] = "cosine") -> float:
     """Learning rate at optimizer step ``step`` (1-based, so the first step uses base/warmup)."""
     if step < warmup_steps:
         return base_lr * step / max(1, warmup_steps)
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    if shape == "linear":
+        return base_lr * (min_ratio + (1 - min_ratio) * max(0.0, 1 - progress))
     return base_lr * (min_ratio + max(0.0, (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))))
+
+
+class Optimizers:
+    """Several optimizers used as one: ``param_groups`` of all, one ``step``, one state dict."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for opt in self.optimizers for group in opt.param_groups]
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, dict]:
+        return {type(opt).__name__: opt.state_dict() for opt in self.optimizers}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        for opt in self.optimizers:
+            opt.load_state_dict(state[type(opt).__name__])
+
+
+def muon_with_adam_atan2(model: torch.nn.Module, *, lr: float, betas: tuple[float, float],
+                         weight_decay: float) -> Optimizers:
+    """torch's Muon for the recursion's weight matrices (the blocks), AdamATan2 for the embeddings,
+    heads and vectors. Muon's ``match_rms_adamw`` step size lets both follow the same ``lr``."""
+    recursion = getattr(model, "recursion", model)
+    matrices = [p for p in recursion.parameters() if p.ndim == 2]
+    chosen = {id(p) for p in matrices}
+    rest = [p for p in model.parameters() if id(p) not in chosen]
+    return Optimizers(
+        torch.optim.Muon(matrices, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw"),
+        AdamATan2(rest, lr=lr, betas=betas, weight_decay=weight_decay),
+    )
 
 
 class ParameterEMA:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -30,9 +31,10 @@ from trmzoo import distributed as D
 from trmzoo.api import load
 from trmzoo.core.model import Carry
 from trmzoo.core.provenance import DataProvenance, Provenance
-from trmzoo.core.supervision import supervision_loss
+from trmzoo.core.supervision import IGNORE_LABEL, LOSSES, supervision_loss
+from trmzoo.core.trajectories import best_trajectory, replicate, select
 from trmzoo.data.format import build_dataset, build_fingerprint, embedding_fingerprint, read_identifiers, read_split
-from trmzoo.data.loader import TrainBatches
+from trmzoo.data.loader import Augment, TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
 from trmzoo.evaluation import evaluate
 from trmzoo.factory import build_model, create_task, resolve_model_config
@@ -43,7 +45,7 @@ from trmzoo.run import (
     read_metrics,
 )
 from trmzoo.task import Task
-from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at
+from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at, muon_with_adam_atan2
 from trmzoo.registry import require
 from trmzoo.weights import (
     CONFIG_FILE, PUZZLE_KEY, atomic_write, components, load_state_strict, read_config, read_provenance, save_pretrained,
@@ -106,7 +108,9 @@ class Trainer:
         self.loader = TrainBatches(
             self.metadata, arrays, global_batch_size=cfg.global_batch_size, seed=cfg.seed,
             rank=self.dist.rank, world_size=self.dist.world_size,
+            augment=self._augmenter() if cfg.augment else None,
         )
+        self._check_curriculum()
         self.max_steps = cfg.max_steps or int(
             cfg.epochs * self.metadata.total_groups * self.metadata.mean_puzzle_examples / cfg.global_batch_size
         )
@@ -122,11 +126,12 @@ class Trainer:
         else:
             params = list(self.model.parameters())
             betas = (cfg.beta1, cfg.beta2)
-            self.optimizer = (
-                AdamATan2(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-                if cfg.optimizer == "adam_atan2"
-                else torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-            )
+            if cfg.optimizer == "adam_atan2":
+                self.optimizer = AdamATan2(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+            elif cfg.optimizer == "muon":
+                self.optimizer = muon_with_adam_atan2(self.model, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+            else:
+                self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
         self.sparse = (
             SparseSignSGD(self.model.puzzle_emb, lr=cfg.puzzle_emb_lr, weight_decay=cfg.puzzle_emb_weight_decay)
             if self.model.puzzle_emb is not None else None
@@ -142,6 +147,60 @@ class Trainer:
                     net.compile()
 
     # -- set-up ------------------------------------------------------------------------------
+    def _augmenter(self) -> Augment:
+        """On-the-fly augmentation through the task's ``augment``, one fresh transform per row."""
+        task, ids = self.task, self.metadata.num_puzzle_identifiers
+        if type(task).augment is Task.augment:
+            raise RecipeError(f"train.augment: the task {task.name!r} defines no augmentation")
+        if ids > 1:
+            raise RecipeError(f"train.augment: the dataset has {ids} puzzle identifiers; a fresh transform would not "
+                              "match a puzzle's own embedding (build the augmented versions instead)")
+
+        def augment(inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
+            new_inputs, new_labels = np.empty_like(inputs), np.empty_like(labels)
+            for row in range(len(inputs)):
+                new_inputs[row], new_labels[row], _ = task.augment(inputs[row], labels[row], rng)
+            return new_inputs, new_labels
+
+        return augment
+
+    def _check_curriculum(self) -> None:
+        """Each depth a stage sets must be one the recursion has and can change."""
+        recursion = self.model.recursion.config
+        for i, stage in enumerate(self.recipe.train.curriculum):
+            for key in ("H_cycles", "L_cycles"):
+                if getattr(stage, key) is not None and key not in type(recursion).model_fields:
+                    raise RecipeError(f"train.curriculum.{i}.{key}: the recursion {recursion.kind!r} has no {key}")
+            if stage.L_cycles is not None and getattr(recursion, "latents", None) == "multiscale":
+                raise RecipeError(f"train.curriculum.{i}.L_cycles: multiscale latents keep one state per L cycle, "
+                                  "so n cannot change during training")
+
+    @contextmanager
+    def _stage(self, step: int):
+        """The recursion depth and supervision steps of the curriculum stage holding at ``step``."""
+        stage = next((s for s in self.recipe.train.curriculum if step <= s.until_step), None)
+        if stage is None:
+            yield
+            return
+        recursion, halting = self.model.recursion, self.model.halting
+        config, max_steps = recursion.config, halting.max_steps
+        depth = {k: getattr(stage, k) for k in ("H_cycles", "L_cycles") if getattr(stage, k) is not None}
+        recursion.config = config.model_copy(update=depth)
+        halting.max_steps = stage.max_steps or max_steps
+        try:
+            yield
+        finally:
+            recursion.config, halting.max_steps = config, max_steps
+
+    def _step_weights(self, steps: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample token-loss weights from each sample's supervision step (None: all alike)."""
+        decay = self.recipe.train.supervision_weight_decay
+        if decay == 1.0:
+            return None
+        n = self.model.halting.max_steps
+        mean = sum(decay**k for k in range(n)) / n
+        return decay ** (steps.clamp(max=n) - 1).to(torch.float64) / mean
+
     def _provenance(self) -> Provenance:
         """What the trained weights say of themselves: the recipe's preset, its task, the data build and
         its puzzle identifiers (kept in the weight folder, so no path of this machine is recorded)."""
@@ -207,7 +266,8 @@ class Trainer:
                 carry = self.model.initial_carry(batch)
         else:  # inner_loop: the same examples until every one of them halted
             batch = carry.data
-        carry, metrics = self._optimizer_step(carry, batch, before)
+        with self._stage(self.state.step + 1):
+            carry, metrics = self._optimizer_step(carry, batch, before)
         if schedule == "inner_loop":
             if bool(carry.halted.all()):
                 carry = None
@@ -220,8 +280,13 @@ class Trainer:
         cfg = self.recipe.train
         self.model.train()
         with self._forward_context():
-            carry, out = self.model.step(carry, batch, explore=self._explore(batch["inputs"].shape[0]))
-            loss, metrics = supervision_loss(out, carry.data["labels"], self.model.halting, cfg.loss)
+            explore = self._explore(batch["inputs"].shape[0])
+            if cfg.parallel_latents > 1:
+                carry, out = self._parallel_step(carry, batch, explore)
+            else:
+                carry, out = self.model.step(carry, batch, explore=explore)
+            loss, metrics = supervision_loss(out, carry.data["labels"], self.model.halting, cfg.loss,
+                                             weights=self._step_weights(out.steps))
         metrics = D.all_reduce_sum({**metrics, "loss": loss.detach()}, self.dist)
         if not math.isfinite(float(metrics["loss"])):
             self.save(before)  # nothing was updated yet: the state before this step is the last good one
@@ -232,8 +297,9 @@ class Trainer:
         (loss / cfg.global_batch_size).backward()
         D.all_reduce_grads(self.model, self.dist)
         step = self.state.step + 1
-        min_ratio = cfg.lr_min_ratio if cfg.lr_schedule == "cosine" else 1.0
-        schedule = dict(warmup_steps=cfg.lr_warmup_steps, total_steps=self.max_steps, min_ratio=min_ratio)
+        min_ratio = 1.0 if cfg.lr_schedule == "constant" else cfg.lr_min_ratio
+        schedule = dict(warmup_steps=cfg.lr_warmup_steps, total_steps=self.max_steps, min_ratio=min_ratio,
+                        shape="linear" if cfg.lr_schedule == "linear" else "cosine")
         lr = lr_at(step, base_lr=cfg.lr, **schedule)
         if self.optimizer is not None:
             for group in self.optimizer.param_groups:
@@ -248,6 +314,23 @@ class Trainer:
         self.state.step = step
         metrics["lr"] = torch.tensor(lr)
         return carry, metrics
+
+    def _parallel_step(self, carry: Carry, batch: dict[str, torch.Tensor], explore):
+        """One supervision step of K noisy copies of every sample (trajectory-major rows); returns the
+        carry and output of each sample's lowest-loss copy, so only that copy gets gradients."""
+        cfg = self.recipe.train
+        k, size = cfg.parallel_latents, batch["inputs"].shape[0]
+        start = replicate(self.model.begin(carry, batch), k)
+        if start.z is not None and cfg.latent_noise > 0:
+            noise = cfg.latent_noise * torch.randn_like(start.z[size:])
+            start.z = torch.cat((start.z[:size], start.z[size:] + noise))
+        carry, out = self.model.step(start, start.data, explore=replicate(explore, k))
+        with torch.no_grad():
+            labels = carry.data["labels"]
+            mask = labels != IGNORE_LABEL
+            token_loss = LOSSES[cfg.loss](out.logits, labels, mask).sum(-1) / mask.sum(-1).clamp_min(1)
+            winner = best_trajectory(-token_loss, k)
+        return select(carry, winner), select(out, winner)
 
     def _next_batch(self) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in next(self.loader).items()}
