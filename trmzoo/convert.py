@@ -428,16 +428,26 @@ def _dataset_sizes(data_dir: str | Path) -> dict[str, int]:
             "num_puzzle_identifiers": meta.num_puzzle_identifiers}
 
 
-def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """``torch.load(weights_only=True)`` with errors a user can act on."""
+def read_torch_file(path: str | Path, what: str = "torch state dict") -> Any:
+    """``torch.load(weights_only=True)`` with errors a user can act on: a pickle from the Hub is
+    never allowed to build arbitrary objects."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise CheckpointError(f"{path}: not a readable torch state dict ({reason})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a readable {what} ({reason})") from None
+
+
+def is_state_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """An official ``step_N`` file: a state dict of tensors, read with ``weights_only=True``."""
+    state = read_torch_file(path)
+    if not is_state_dict(state):
         raise CheckpointError(f"{path}: not a state dict of tensors")
     return state
 
@@ -459,11 +469,13 @@ def load_checkpoint(
     vocab_size: int | None = None,
     seq_len: int | None = None,
     expected: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> RecursiveModel:
     """Convert a checkpoint file of another code base into a trmzoo model.
 
     ``converter`` names a registered converter; None means an official run's ``step_N`` file,
-    whose all_config.yaml (``config_path``) names the architecture. Sizes come from
+    whose all_config.yaml (``config_path``) names the architecture, or whose ``arch`` section is
+    given as ``settings`` (for a repository that publishes it on its card only). Sizes come from
     ``data_dir/train/dataset.json`` and/or the options (which must agree). ``expected`` (e.g.
     ``{"H_cycles": 3, "L_cycles": 4}`` from a registry entry) is compared with the settings:
     n and T are not in the weights, and a wrong n runs fine while ARC accuracy falls from
@@ -471,13 +483,17 @@ def load_checkpoint(
     """
     path = Path(path)
     config_path = Path(config_path) if config_path is not None else None
-    if converter is not None:
-        chosen = lookup("converter", converter).converter
-    elif config_path is None:
-        raise CheckpointError(f"{path}: an official checkpoint needs its all_config.yaml")
+    if settings is not None:
+        chosen = official_converter(settings.get("name"), f"{path}'s settings")
+        tensors = read_official_checkpoint(path)
     else:
-        chosen = official_converter(read_official_arch(config_path).get("name"), str(config_path))
-    tensors, settings = chosen.read(path, config_path)
+        if converter is not None:
+            chosen = lookup("converter", converter).converter
+        elif config_path is None:
+            raise CheckpointError(f"{path}: an official checkpoint needs its all_config.yaml")
+        else:
+            chosen = official_converter(read_official_arch(config_path).get("name"), str(config_path))
+        tensors, settings = chosen.read(path, config_path)
     where = config_path or path
     for key, value in (expected or {}).items():
         if value is not None and settings.get(key) != value:

@@ -1,5 +1,5 @@
-"""The TRM family (arXiv 2510.04871): its recursion, its halting policies, the converter of the
-official TRM checkpoints, and the paper's named models.
+"""The TRM family (arXiv 2510.04871): its recursion, its halting policies, the converters of the
+official TRM checkpoints (and, in ``converters.py``, of nano-trm's and CGAR's), and the paper's named models.
 
 Parameter counts of the named configurations (puzzle table excluded) equal the
 official ones: 5,028,866 (Sudoku MLP), 6,828,034 (Sudoku attention),
@@ -276,5 +276,9 @@ def register_models(register):
 
 @hookimpl
 def register_converters(register):
+    from trmzoo_trm.converters import CONVERTERS  # they build on TRMConverter, defined above
+
     for name in LATENTS:
         register(name, TRMConverter(name))
+    for converter in CONVERTERS:
+        register(converter.name, converter)
