@@ -273,7 +273,7 @@ def test_each_evaluation_votes_alone_and_there_is_no_pool_votes(arc1):
         key = next(iter(evaluator.ballot.votes[task_id]))
         counts.append(sum(count for _, count, _ in evaluator.ballot.ranked(task_id, key)))
     assert counts == [4, 4]
-    with pytest.raises(RecipeError, match=r"evaluator option 'pool_votes': the arc evaluator does not take it "
+    with pytest.raises(RecipeError, match=r"evaluator option pool_votes: the arc evaluator does not take it "
                                           r"\(its options: max_augmentations\)"):
         make_evaluator(make_task(), arc1, options={"pool_votes": True})
 

@@ -1,32 +1,85 @@
 """The ``trmzoo`` command line. Plugins add commands through the ``register_commands`` hook.
 
-Every error a user can cause ends in one line on stderr and a non-zero exit;
-``--debug`` shows the traceback instead.
+The one error boundary of trmzoo is here (:meth:`ZooGroup.invoke`): every error a user can cause
+ends in one line on stderr (``error: ...``, naming the file, setting or option) and exit status 1,
+a command-line mistake in exit status 2, and anything else, a bug of trmzoo or of a plugin, in one
+line saying so and how to report it, exit status 70. ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import sys
 import typing
+import warnings
 from pathlib import Path
 
 import click
 import yaml
 
-from trmzoo.errors import TrmzooError
+from trmzoo.errors import TrmzooError, os_error_message
+
+BUG_STATUS = 70
+"""Exit status of an unexpected internal error (sysexits' EX_SOFTWARE)."""
+REPORT_URL = "https://github.com/trmzoo/trmzoo/issues"
+MAX_MESSAGE = 400
+"""Characters of a message kept on its one line (a longer one is cut, with the rest shown by ``--debug``)."""
 
 
 def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
+def one_line(text: str) -> str:
+    """Another library's text (or a message quoting it) on one line of at most ``MAX_MESSAGE`` characters."""
+    text = re.sub(r"\s*\n\s*", " | ", str(text).strip())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The one line for an error a user caused, or None for a bug. Besides trmzoo's own errors, the
+    failures of the machine (I/O) and of reading input that no trmzoo code caught are the user's."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, TrmzooError):
+        return one_line(str(exc))
+    if isinstance(exc, OSError):
+        return os_error_message(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return one_line(f"cannot decode the input as {exc.encoding} text (byte {exc.start}): is it a binary file?")
+    if isinstance(exc, yaml.YAMLError):
+        problem = getattr(exc, "problem", None) or str(exc)
+        mark = getattr(exc, "problem_mark", None)
+        return one_line(f"invalid YAML{f' at line {mark.line + 1}' if mark else ''}: {problem}")
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        path = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return one_line(f"{exc.title}: {path + ': ' if path else ''}{first['msg']}{more}")
+    if isinstance(exc, MemoryError):
+        return "out of memory; use a smaller batch size or model"
+    return None
+
+
+def bug_message(exc: BaseException) -> str:
+    return one_line(f"internal error ({type(exc).__name__}: {exc}); this is a bug in trmzoo or a plugin: please "
+                    f"report it at {REPORT_URL} with the output of the same command run as `trmzoo --debug ...`")
+
+
 class UserError(click.ClickException):
-    """A :class:`TrmzooError` on its way out: one line on stderr, exit status 1."""
+    """An error a user caused, on its way out: one line on stderr, exit status 1."""
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+class InternalError(UserError):
+    """An unexpected exception: one line saying it is a bug and how to report it."""
+
+    exit_code = BUG_STATUS
 
 
 class UsageMistake(click.UsageError):
@@ -34,7 +87,7 @@ class UsageMistake(click.UsageError):
 
     def show(self, file=None) -> None:
         where = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
-        click.echo(f"error: {self.format_message()}{where}", err=True)
+        click.echo(f"error: {one_line(self.format_message())}{where}", err=True)
 
 
 def _one_line_usage(exc: click.UsageError) -> UsageMistake:
@@ -42,8 +95,8 @@ def _one_line_usage(exc: click.UsageError) -> UsageMistake:
 
 
 class ZooGroup(click.Group):
-    """The command group: every user error of every subcommand becomes one line
-    (``--debug`` lets the traceback through)."""
+    """The command group and trmzoo's one error boundary: every error of every subcommand becomes one
+    line (``--debug`` lets the traceback through)."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
@@ -56,10 +109,26 @@ class ZooGroup(click.Group):
             return super().invoke(ctx)
         except click.UsageError as exc:
             raise _one_line_usage(exc) from None
-        except TrmzooError as exc:
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except Exception as exc:
             if ctx.params.get("debug"):
                 raise
-            raise UserError(str(exc)) from None
+            message = user_message(exc)
+            if message is not None:
+                raise UserError(message) from None
+            raise InternalError(bug_message(exc)) from None
+
+
+def quiet_libraries() -> None:
+    """Other libraries' chatter that would bury the one-line error: huggingface_hub's retry log (its
+    own HTTP timeouts bound the wait, 10 s by default) and the multi-line form of warnings."""
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"warning: {one_line(str(message))}", err=True)
+
+    warnings.showwarning = show
 
 
 @click.group(cls=ZooGroup)
@@ -132,25 +201,25 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @click.argument("model")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Dataset folder (default: the run's).")
 @click.option("--early-exit", is_flag=True, help="Stop each sample once its halting signal fires.")
-@click.option("--max-puzzles", type=int, help="Evaluate only the first N test puzzles.")
+@click.option("--max-puzzles", type=click.IntRange(min=1), help="Evaluate only the first N test puzzles.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Task-specific evaluator option, e.g. max_augmentations=8 for ARC.")
 @click.option("--submission", type=click.Path(dir_okay=False), help="Write a submission file (ARC: Kaggle format).")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, batch_size, device, as_json):
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split."""
     from trmzoo.api import load
     from trmzoo.factory import task_of
-    from trmzoo.evaluation import evaluate
+    from trmzoo.evaluation import check_evaluator_options, evaluate
     from trmzoo.distributed import local_device
     from trmzoo.recipe import recipe_cls
     from trmzoo.run import RECIPE_FILE
-    from trmzoo.yamlio import read_yaml
+    from trmzoo.yamlio import parse_yaml, read_yaml, yaml_problem
 
     loaded = load(model)
-    loaded.to(local_device(device))
+    loaded.to(local_device(device, source="--device"))
     task = task_of(loaded)
     if data_dir is None:
         recipe_file = Path(model) / RECIPE_FILE
@@ -162,7 +231,12 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, 
         key, sep, value = option.partition("=")
         if not sep:
             raise TrmzooError(f"--option {option!r}: expected KEY=VALUE")
-        evaluator_options[key.strip()] = yaml.safe_load(value)
+        try:
+            evaluator_options[key.strip()] = parse_yaml(value)
+        except yaml.YAMLError as exc:
+            raise TrmzooError(f"--option {key.strip()}: the value {value!r} is not valid YAML ({yaml_problem(exc)})") \
+                from None
+    check_evaluator_options(task, evaluator_options, "--option")
     metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit, max_puzzles=max_puzzles,
                        evaluator_options=evaluator_options, submission=submission, progress=not as_json)
     if as_json:
@@ -331,7 +405,7 @@ def data_build(ctx, task_name, out, overwrite):
     except ValidationError as exc:
         raise TrmzooError(format_validation_error(exc, options, f"trmzoo data build {task_name}")) from None
     task = task_cls(config)
-    build_dataset(out, lambda folder: task.build(folder, progress=True), overwrite=overwrite)
+    build_dataset(out, lambda folder: task.build(folder, progress=True), overwrite=overwrite, task_config=config)
     click.echo(f"built {task_name} into {out}: build {build_fingerprint(out)}, "
                f"embedding {embedding_fingerprint(read_identifiers(out))}")
 
@@ -365,15 +439,19 @@ def _parse_task_options(config_cls, args: list[str]) -> dict:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the trmzoo model to.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False),
               help="The dataset folder the run trained on (sizes from train/dataset.json).")
-@click.option("--vocab-size", type=int, help="Token vocabulary, when no --data is given.")
-@click.option("--seq-len", type=int, help="Grid tokens without the puzzle prefix, when no --data is given.")
-def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len) -> None:
+@click.option("--vocab-size", type=click.IntRange(min=1), help="Token vocabulary, when no --data is given.")
+@click.option("--seq-len", type=click.IntRange(min=1), help="Grid tokens without the puzzle prefix, when no --data is given.")
+@click.option("--overwrite", is_flag=True, help="Replace the model folder already in --out.")
+def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len, overwrite) -> None:
     """Convert an official TRM/HRM checkpoint (a step_N file) to a trmzoo model folder."""
     from trmzoo.convert import load_official_checkpoint
-    from trmzoo.weights import save_pretrained
+    from trmzoo.files import build_dir, check_output_dir
+    from trmzoo.weights import CONFIG_FILE, save_pretrained
 
+    out = Path(out)
+    check_output_dir(out, what="model", overwrite=overwrite, is_replaceable=lambda p: (p / CONFIG_FILE).is_file())
     model = load_official_checkpoint(checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len)
-    save_pretrained(model, out)
+    build_dir(out, lambda folder: save_pretrained(model, folder, location=str(out)), what="model")
     cfg = model.config
     click.echo(
         f"{out}: {model.provenance.source.converter.split('@')[0]} -> trmzoo (hidden {cfg.hidden_size},"
@@ -436,20 +514,26 @@ def _describe(name: str) -> str:
 
 
 def _add_plugin_commands() -> None:
-    from trmzoo.plugins import pm
+    """Each plugin's ``register_commands``; one that raises is isolated like a plugin failing at import."""
+    from trmzoo.plugins import isolate, pm
     from trmzoo.registry import get_registry
 
     get_registry()
-    pm.hook.register_commands(cli=cli)
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            isolate(impl.plugin_name, exc, "register_commands")
 
 
 def main() -> None:
     """Entry point: load plugin commands, then run the CLI."""
+    quiet_libraries()
     try:
         _add_plugin_commands()
     except TrmzooError as exc:  # e.g. two plugins clash: nothing can run until one is disabled
         if "--debug" in sys.argv:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {one_line(str(exc))}", err=True)
         sys.exit(1)
     cli.main(prog_name="trmzoo")

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from trmzoo.errors import TrmzooError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -125,10 +127,20 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def local_device(choice: str) -> torch.device:
-    """``auto`` picks CUDA (this process's LOCAL_RANK), then MPS, then the CPU."""
+def local_device(choice: str, source: str = "train.device") -> torch.device:
+    """``auto`` picks CUDA (this process's LOCAL_RANK), then MPS, then the CPU; a name that is not a
+    device, or a device this machine lacks, is an error naming ``source`` (where the choice came from)."""
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if choice == "cuda":
+    try:
+        device = torch.device(choice)
+    except (RuntimeError, TypeError):
+        raise TrmzooError(f"{source} {choice!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(device.type, False):
+        raise TrmzooError(f"{source} {choice!r}: this machine has no {device.type} device (use auto or cpu)")
+    if device.type == "cuda" and device.index is None:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device(choice)
+    if device.type == "cuda" and device.index >= torch.cuda.device_count():
+        raise TrmzooError(f"{source} {choice!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device

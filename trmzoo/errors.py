@@ -1,5 +1,7 @@
 """Errors a user can cause. The CLI prints them as one line; anything else is a bug."""
 
+import errno
+
 
 class TrmzooError(Exception):
     """Base class: the message is complete and fit to show a user on one line."""
@@ -27,3 +29,20 @@ class CheckpointError(TrmzooError):
 
 class HubError(TrmzooError):
     """A download or upload failed in a way the user can act on."""
+
+
+OS_REASONS = {
+    errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.ENOENT: "no such file or folder",
+    errno.EISDIR: "is a folder, not a file", errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EDQUOT: "disk quota exceeded", errno.ENAMETOOLONG: "name too long",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """An I/O failure as ``PATH: what went wrong`` (the path is what the user can act on)."""
+    reason = OS_REASONS.get(exc.errno) or exc.strerror or type(exc).__name__
+    where = exc.filename
+    if where is None:
+        return f"{reason} ({exc})" if str(exc) and str(exc) != reason else reason
+    return f"{where}: {reason}"

@@ -8,13 +8,16 @@ samples that stopped leave the batch so the work really shrinks.
 from __future__ import annotations
 
 import inspect
+import typing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import TypeAdapter, ValidationError
 from tqdm.auto import tqdm
 
+from trmzoo.core.config import validation_summary
 from trmzoo.core.model import RecursiveModel
 from trmzoo.data.format import check_data_compatible, read_split
 from trmzoo.data.loader import eval_batches
@@ -23,25 +26,44 @@ from trmzoo.errors import RecipeError
 from trmzoo.task import Evaluator, Task
 
 
-def make_evaluator(task: Task, data_dir: str | Path, *, max_puzzles: int | None = None,
-                   options: dict[str, Any] | None = None) -> Evaluator:
-    """``task.evaluator(data_dir, max_puzzles=..., **options)``, the one way trmzoo calls it.
-
-    ``max_puzzles`` goes to evaluators whose signature names it (or takes ``**options``); the
-    others are limited by the caller. An option the signature does not take is refused on one
-    line naming it and the options the task's evaluator takes.
-    """
-    options = dict(options or {})
+def check_evaluator_options(task: Task, options: dict[str, Any], source: str = "evaluator option") -> dict[str, Any]:
+    """The options as ``task.evaluator`` takes them, checked before any work: an option its signature does
+    not name is refused naming it (``source`` says where it came from: ``--option``,
+    ``eval.evaluator_options``) and the options it takes; a value is validated against the parameter's
+    type (``Annotated[int, Field(ge=0)]`` declares a range)."""
     parameters = list(inspect.signature(task.evaluator).parameters.values())[1:]  # after data_dir
-    named = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = {p.name: p for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
     if "max_puzzles" in options:
-        raise RecipeError("evaluator option 'max_puzzles': give it as --max-puzzles (eval.max_puzzles in a recipe)")
+        raise RecipeError(f"{source} max_puzzles: give it as --max-puzzles (eval.max_puzzles in a recipe)")
     unknown = [] if takes_any else [key for key in options if key not in named]
     if unknown:
         offered = ", ".join(n for n in named if n != "max_puzzles") or "none"
-        raise RecipeError(f"evaluator option {unknown[0]!r}: the {task.name} evaluator does not take it "
+        raise RecipeError(f"{source} {unknown[0]}: the {task.name} evaluator does not take it "
                           f"(its options: {offered})")
+    hints = typing.get_type_hints(task.evaluator, include_extras=True)
+    checked = {}
+    for key, value in options.items():
+        try:
+            checked[key] = TypeAdapter(hints[key]).validate_python(value) if key in hints else value
+        except ValidationError as exc:
+            raise RecipeError(f"{source} {key}: {validation_summary(exc)}") from None
+    return checked
+
+
+def make_evaluator(task: Task, data_dir: str | Path, *, max_puzzles: int | None = None,
+                   options: dict[str, Any] | None = None, source: str = "evaluator option") -> Evaluator:
+    """``task.evaluator(data_dir, max_puzzles=..., **options)``, the one way trmzoo calls it.
+
+    ``max_puzzles`` goes to evaluators whose signature names it (or takes ``**options``); the
+    others are limited by the caller. Options are checked by :func:`check_evaluator_options`.
+    """
+    if max_puzzles is not None and max_puzzles < 1:
+        raise RecipeError(f"max_puzzles {max_puzzles}: give at least 1 (or none for all)")
+    options = check_evaluator_options(task, dict(options or {}), source)
+    parameters = list(inspect.signature(task.evaluator).parameters.values())[1:]
+    named = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
     if takes_any or "max_puzzles" in named:
         options["max_puzzles"] = max_puzzles
     return task.evaluator(Path(data_dir), **options)
@@ -73,6 +95,8 @@ def evaluate(
     rank 0 in order, so its evaluator sees what one process would, and every process
     returns rank 0's metrics.
     """
+    if batch_size < 1:
+        raise RecipeError(f"batch_size {batch_size}: give at least 1")
     check_data_compatible(model, data_dir)
     evaluator = make_evaluator(task, data_dir, max_puzzles=max_puzzles, options=evaluator_options)
     was_training = model.training

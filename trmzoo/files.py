@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from trmzoo.errors import TrmzooError
+from trmzoo.errors import TrmzooError, os_error_message
 
 
 def check_output_dir(path: Path, *, what: str, overwrite: bool, is_replaceable: Callable[[Path], bool],
@@ -63,9 +63,9 @@ def build_dir(path: Path, build: Callable[[Path], None], *, what: str) -> None:
         else:
             os.replace(tmp, path)
     except OSError as exc:
-        where = exc.filename or path
-        raise TrmzooError(f"{where}: {exc.strerror or exc}; the {what} was not built and {path} is "
-                          "unchanged") from None
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise TrmzooError(f"{os_error_message(exc)}; the {what} was not built and {path} is unchanged") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
@@ -78,4 +78,6 @@ def replace_dir(path: Path, *, replace: bool) -> None:
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise TrmzooError(f"{exc.filename or path}: cannot create the folder ({exc.strerror or exc})") from None
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise TrmzooError(f"{os_error_message(exc)}; cannot create the run folder") from None

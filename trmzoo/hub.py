@@ -44,12 +44,19 @@ hf_hub_download = partial(huggingface_hub.hf_hub_download, library_name="trmzoo"
 snapshot_download = partial(huggingface_hub.snapshot_download, library_name="trmzoo", library_version=__version__)
 
 
+HUB_NAME = re.compile(r"(?!.*(--|\.\.))[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9_])?")
+"""One part of a Hub repository id, by the Hub's rules: letters, digits, ``-``, ``_``, ``.``, not starting or
+ending with ``-`` or ``.``, no ``--`` or ``..``, at most 96 characters."""
+
+
 def split_hub_id(text: str) -> tuple[str, str | None]:
-    """``"[hf-hub:]org/name[@revision]"`` -> ``("org/name", revision or None)``."""
+    """``"[hf-hub:]org/name[@revision]"`` -> ``("org/name", revision or None)``; a malformed id is one line
+    of ``HubError`` quoting it."""
     text = text.removeprefix(HUB_PREFIX)
-    repo_id, _, revision = text.partition("@")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise HubError(f"{text!r}: a Hub id is org/name[@revision]")
+    repo_id, at, revision = text.partition("@")
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(HUB_NAME.fullmatch(part) for part in parts) or (at and not revision.strip()):
+        raise HubError(f"{text!r}: a Hub id is org/name[@revision] (letters, digits, '-', '_', '.')")
     return repo_id, revision or None
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from trmzoo import hookspecs
+from trmzoo.errors import PluginError
 
 ENTRY_POINT_GROUP = "trmzoo"
 PLUGIN_API_VERSION = 1
@@ -59,15 +60,23 @@ def load_plugins() -> None:
     """Import and register every ``trmzoo`` entry point once, honouring the env lists.
 
     ``TRMZOO_LOAD_PLUGINS=a,b`` loads only those entry points; ``TRMZOO_DISABLE_PLUGINS=c``
-    skips ``c``. A plugin that fails to import, or asks for another plugin API, is
-    reported by name as a warning and skipped; the rest keep working.
+    skips ``c``; a name in either list that no entry point has is an error naming the known
+    plugins. A plugin that fails to import, or asks for another plugin API, is reported by
+    name as a warning and skipped; the rest keep working.
     """
     global _loaded
     if _loaded:
         return
-    _loaded = True
     allowed = _env_list("TRMZOO_LOAD_PLUGINS")
-    for name in _env_list("TRMZOO_DISABLE_PLUGINS") or []:
+    blocked = _env_list("TRMZOO_DISABLE_PLUGINS") or []
+    known = sorted({ep.name for ep in _entry_points()})
+    for var, names in (("TRMZOO_LOAD_PLUGINS", allowed or []), ("TRMZOO_DISABLE_PLUGINS", blocked)):
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise PluginError(f"{var}: no installed plugin is named {', '.join(map(repr, unknown))} "
+                              f"(installed: {', '.join(known) or 'none'})")
+    _loaded = True
+    for name in blocked:
         pm.set_blocked(name)
         _blocked.append(name)
     for ep in _entry_points():
@@ -103,6 +112,17 @@ def load_plugins() -> None:
             hooks=sorted(caller.name for caller in pm.get_hookcallers(module) or []),
         )
     pm.check_pending()
+
+
+def isolate(name: str, exc: BaseException, hook: str) -> None:
+    """Take out a plugin whose hook raised, as one failing at import is: a warning naming it, recorded in
+    :func:`plugin_failures`, its hooks no longer called (the caller drops what it had contributed)."""
+    _failures[name] = f"{hook} raised {type(exc).__name__}: {exc}"
+    warnings.warn(f"trmzoo plugin {name!r} failed to register and was skipped ({_failures[name]})", stacklevel=2)
+    _infos.pop(name, None)
+    plugin = pm.get_plugin(name)
+    if plugin is not None:
+        pm.unregister(plugin=plugin, name=name)
 
 
 def plugin_infos() -> list[PluginInfo]:

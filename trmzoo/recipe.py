@@ -9,7 +9,6 @@ built-in one. Errors name the file and the dotted path.
 from __future__ import annotations
 
 import copy
-import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -21,7 +20,7 @@ from trmzoo.core.model import ModelConfigBase
 from trmzoo.errors import RecipeError
 from trmzoo.plugins import pm
 from trmzoo.registry import get_registry, lookup
-from trmzoo.yamlio import parse_yaml, read_yaml
+from trmzoo.yamlio import parse_yaml, read_yaml, yaml_problem
 
 
 class DataConfig(Config):
@@ -45,29 +44,29 @@ class CurriculumStage(Config):
 
 
 class TrainConfig(Config):
-    global_batch_size: int = 768
-    max_steps: int | None = None
+    global_batch_size: int = Field(768, ge=1)
+    max_steps: int | None = Field(None, ge=1)
     """Total optimizer steps; when unset, derived from ``epochs`` as the official code does."""
-    time_budget_s: float | None = None
+    time_budget_s: float | None = Field(None, gt=0)
     """Also stop after this many seconds of training in this process, then save and evaluate as at
     the end (equal wall-clock comparisons; the learning-rate schedule still follows ``max_steps``)."""
-    epochs: int = 1
-    lr: float = 1.0e-4
-    lr_warmup_steps: int = 2000
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(1.0e-4, ge=0)
+    lr_warmup_steps: int = Field(2000, ge=0)
     lr_schedule: Literal["cosine", "constant", "linear"] = "cosine"
     """After the warmup: cosine or linear decay to ``lr_min_ratio`` at ``max_steps``, or constant."""
-    lr_min_ratio: float = 1.0
+    lr_min_ratio: float = Field(1.0, ge=0, le=1)
     """Floor of the decay as a fraction of the peak; the official 1.0 makes the schedule constant after warmup."""
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
     optimizer: Literal["adam_atan2", "adamw", "muon"] = "adam_atan2"
     """``muon``: torch's Muon (its AdamW-matched step size, so ``lr`` means the same) for the recursion's
     weight matrices, AdamATan2 for everything else."""
-    puzzle_emb_lr: float = 1.0e-2
-    puzzle_emb_weight_decay: float = 0.1
+    puzzle_emb_lr: float = Field(1.0e-2, ge=0)
+    puzzle_emb_weight_decay: float = Field(0.1, ge=0)
     ema: bool = True
-    ema_rate: float = 0.999
+    ema_rate: float = Field(0.999, ge=0, le=1)
     loss: Literal["stablemax", "softmax"] = "stablemax"
     augment: bool = False
     """Give every training example a fresh random symmetry of its task (the task's ``augment``) each time
@@ -89,11 +88,11 @@ class TrainConfig(Config):
     ``inner_loop``: all supervision steps on one batch before the next (the paper's pseudo-code)."""
     freeze_weights: bool = False
     """Train only the puzzle embeddings (adapting a trained model to new puzzles)."""
-    seed: int = 0
-    eval_interval: int | None = None
+    seed: int = Field(0, ge=0)
+    eval_interval: int | None = Field(None, ge=1)
     """Evaluate on the test split every this many steps (and always at the end)."""
-    checkpoint_interval: int | None = None
-    log_interval: int = 10
+    checkpoint_interval: int | None = Field(None, ge=1)
+    log_interval: int = Field(10, ge=1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     autocast: bool = False
     """Use torch.autocast for the forward dtype instead of the official explicit casts."""
@@ -108,9 +107,9 @@ class TrainConfig(Config):
 
 
 class EvalConfig(Config):
-    batch_size: int | None = None
+    batch_size: int | None = Field(None, ge=1)
     """Test batch size (default: the training global batch size)."""
-    max_puzzles: int | None = None
+    max_puzzles: int | None = Field(None, ge=1)
     """Evaluate only the first puzzles of the test split (ARC: all versions of the first tasks)."""
     evaluator_options: dict[str, Any] = {}
     """Task-specific evaluator options (ARC: ``max_augmentations``); an option the task's evaluator does
@@ -128,9 +127,15 @@ def _union(configs: list[type], tag: str):
     return Annotated[Union[tuple(configs)], Field(discriminator=tag)]
 
 
-@functools.lru_cache(maxsize=None)
-def _schemas(registry_id: int) -> tuple[type, type]:
+_built: tuple[object, tuple[type, type]] | None = None
+"""The schemas and the registry they were built from (by identity: a new registry may reuse an old id())."""
+
+
+def _schemas() -> tuple[type, type]:
+    global _built
     reg = get_registry()
+    if _built is not None and _built[0] is reg:
+        return _built[1]
     backbones = [c.config_cls for c in reg.backbone.values()]
     recursions = [c.config_cls for c in reg.recursion.values()]
     haltings = [c.config_cls for c in reg.halting.values()]
@@ -162,15 +167,16 @@ def _schemas(registry_id: int) -> tuple[type, type]:
         train=(TrainConfig, TrainConfig()),
         eval=(EvalConfig, EvalConfig()),
     )
+    _built = (reg, (model_cls, recipe_cls))
     return model_cls, recipe_cls
 
 
 def model_config_cls() -> type[ModelConfigBase]:
-    return _schemas(id(get_registry()))[0]
+    return _schemas()[0]
 
 
 def recipe_cls() -> type[BaseModel]:
-    return _schemas(id(get_registry()))[1]
+    return _schemas()[1]
 
 
 def apply_override(data: dict, assignment: str, source: str = "--set") -> None:
@@ -182,7 +188,7 @@ def apply_override(data: dict, assignment: str, source: str = "--set") -> None:
     try:
         value = parse_yaml(raw)
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{source} {assignment!r}: value is not valid YAML ({exc})") from None
+        raise RecipeError(f"{source} {key.strip()}: the value {raw!r} is not valid YAML ({yaml_problem(exc)})") from None
     node = data
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -227,21 +233,40 @@ def _dotted(loc: tuple, data: Any) -> str:
     return ".".join(parts)
 
 
-def format_validation_error(exc: ValidationError, data: Any, source: str) -> str:
+def _error_text(err: dict, path: str) -> str:
+    msg = err["msg"]
+    text = f"{msg[0].lower()}{msg[1:]}".removeprefix("value error, ")
+    tag = err["loc"][-1] if err["loc"] else None
+    if err["type"] == "union_tag_invalid" or (err["type"] == "literal_error" and tag in ("kind", "name")):
+        # a kind (or task name) no loaded plugin registered (with one plugin left there is no union)
+        union = err["type"] == "union_tag_invalid"
+        kind = (path if union else path.rsplit(".", 1)[0]).rsplit(".", 1)[-1] or "component"
+        given = err["ctx"]["tag"] if union else err["input"]
+        known = (err["ctx"]["expected_tags"] if union else err["ctx"]["expected"]).replace(chr(39), "")
+        text = (f"no loaded plugin registers the {kind} {given!r} (registered: {known}); install or enable the "
+                "plugin that provides it")
+    return text
+
+
+def format_validation_error(exc: ValidationError, data: Any, source: str, prefix: str = "") -> str:
+    """pydantic's errors as one line: ``source: dotted.path: what is wrong; ...`` (``prefix`` goes before
+    each path, for a section validated on its own)."""
     messages = []
     for err in exc.errors():
-        msg = err["msg"]
-        path = _dotted(err["loc"], data)
-        text = f"{msg[0].lower()}{msg[1:]}".removeprefix("value error, ")
-        if err["type"] == "union_tag_invalid":  # a kind (or task name) no loaded plugin registered
-            kind = path.rsplit(".", 1)[-1] or "component"
-            text = (f"no loaded plugin registers the {kind} {err['ctx']['tag']!r} (registered: "
-                    f"{err['ctx']['expected_tags'].replace(chr(39), '')}); install or enable the plugin that provides it")
+        path = prefix + _dotted(err["loc"], data)
+        text = _error_text(err, path)
         messages.append(f"{path}: {text}" if path else text)
     return f"{source}: " + "; ".join(messages)
 
 
+def _overridden(path: str, override_keys: set[str]) -> str | None:
+    """The ``--set`` key that gave the value at ``path`` (the path itself, or a section above it)."""
+    return next((key for key in override_keys if path == key or path.startswith(key + ".")), None)
+
+
 def validate_recipe(data: dict, source: str = "recipe", overrides: tuple[str, ...] = ()) -> BaseModel:
+    """Validate a recipe's raw data after its ``--set`` overrides; an error names ``--set PATH`` when that
+    value came from an override, else ``source`` (the file) and the dotted path."""
     data = copy.deepcopy(data)
     for assignment in overrides:
         apply_override(data, assignment)
@@ -251,11 +276,20 @@ def validate_recipe(data: dict, source: str = "recipe", overrides: tuple[str, ..
         return recipe_cls().model_validate(data)
     except ValidationError as exc:
         override_keys = {a.split("=", 1)[0].strip() for a in overrides}
+        from_file, from_set = [], []
         for err in exc.errors():
             path = _dotted(err["loc"], data)
-            if err["type"] == "extra_forbidden" and path in override_keys:
-                raise RecipeError(f"--set {path}: no such setting in the recipe schema") from None
-        raise RecipeError(format_validation_error(exc, data, source)) from None
+            key = _overridden(path, override_keys)
+            if key is None:  # a section's own check may concern a value set inside it
+                inside = sorted(k for k in override_keys if not path or k.startswith(path + "."))
+                also = f" (with --set {', --set '.join(inside)})" if inside else ""
+                from_file.append(f"{path}: {_error_text(err, path)}{also}" if path else _error_text(err, path) + also)
+            elif err["type"] == "extra_forbidden" and path == key:
+                from_set.append(f"--set {path}: no such setting in the recipe schema")
+            else:
+                from_set.append(f"--set {key}: {path + ': ' if path != key else ''}{_error_text(err, path)}")
+        parts = from_set + ([f"{source}: " + "; ".join(from_file)] if from_file else [])
+        raise RecipeError("; ".join(parts)) from None
 
 
 def load_recipe(path: str | Path, overrides: tuple[str, ...] = ()) -> BaseModel:

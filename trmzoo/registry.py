@@ -77,6 +77,10 @@ class TaskEntry:
     plugin: str
 
 
+class _Clash(PluginError):
+    """Two plugins register one name: an error of the installation, not of one plugin to isolate."""
+
+
 @dataclass
 class Registry:
     backbone: dict[str, Component] = field(default_factory=dict)
@@ -92,20 +96,34 @@ class Registry:
         table = getattr(self, kind)
         if name in table:
             other = table[name][0].plugin if kind == "pretrained" else table[name].plugin
-            raise PluginError(
+            raise _Clash(
                 f"{kind} {name!r} is registered by two plugins, {other!r} and {plugin!r}; disable one "
                 f"with TRMZOO_DISABLE_PLUGINS={plugin} or TRMZOO_DISABLE_PLUGINS={other}"
             )
         table[name] = entry
         self.contributions.setdefault(plugin, {}).setdefault(kind, []).append(name)
 
+    def drop(self, plugin: str) -> None:
+        """Forget everything ``plugin`` contributed (it was isolated after a failing hook)."""
+        for kind, names in self.contributions.pop(plugin, {}).items():
+            for name in names:
+                getattr(self, kind).pop(name, None)
+
 
 _registry: Registry | None = None
 
 
-def _collect(hook_name: str, make_register: Callable[[str], Callable]) -> None:
+def _collect(reg: Registry, hook_name: str, make_register: Callable[[str], Callable]) -> None:
+    """Call every plugin's ``hook_name``; a plugin whose hook raises is isolated (a warning, none of its
+    contributions kept), like one that fails at import. A name two plugins register stays an error."""
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        impl.function(register=make_register(impl.plugin_name))
+        try:
+            impl.function(register=make_register(impl.plugin_name))
+        except _Clash:
+            raise
+        except Exception as exc:
+            plugins.isolate(impl.plugin_name, exc, hook_name)
+            reg.drop(impl.plugin_name)
 
 
 def get_registry() -> Registry:
@@ -148,12 +166,12 @@ def get_registry() -> Registry:
 
         return register
 
-    _collect("register_backbones", component("backbone"))
-    _collect("register_recursions", component("recursion"))
-    _collect("register_halting_policies", component("halting"))
-    _collect("register_tasks", task_register)
-    _collect("register_models", model_register)
-    _collect("register_converters", converter_register)
+    _collect(reg, "register_backbones", component("backbone"))
+    _collect(reg, "register_recursions", component("recursion"))
+    _collect(reg, "register_halting_policies", component("halting"))
+    _collect(reg, "register_tasks", task_register)
+    _collect(reg, "register_models", model_register)
+    _collect(reg, "register_converters", converter_register)
     _registry = reg
     return reg
 

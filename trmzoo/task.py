@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from pydantic import Field
+
 from trmzoo.core.config import Config
 from trmzoo.core.model import RecursiveModel
 from trmzoo.core.supervision import IGNORE_LABEL
@@ -24,7 +26,8 @@ from trmzoo.errors import PuzzleError
 def read_puzzle_text(text: str) -> tuple[str, str | None]:
     """A puzzle given inline or as a file path: ``(text, path)``, path None for inline text.
 
-    One line naming an existing file is read; anything else is taken as the puzzle itself.
+    One line naming an existing file is read; one that looks like a path (a slash, a file suffix)
+    but names no file is an error saying so; anything else is taken as the puzzle itself.
     """
     candidate = text.strip()
     if "\n" in candidate or not candidate or len(candidate) > 1024:
@@ -35,11 +38,22 @@ def read_puzzle_text(text: str) -> tuple[str, str | None]:
     except OSError:  # e.g. a name too long to be a path: it is the puzzle itself
         return text, None
     if not is_file:
+        if looks_like_path(candidate):
+            raise PuzzleError(f"{candidate}: no such puzzle file")
         return text, None
     try:
         return path.read_text(), str(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise PuzzleError(f"{path}: cannot read the puzzle ({exc})") from None
+
+
+PUZZLE_FILE_SUFFIXES = (".txt", ".json", ".csv", ".yaml", ".puzzle")
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether one line of user text names a file rather than being a puzzle (no task's one-line puzzle
+    holds a slash or ends in a file suffix)."""
+    return "/" in text or "\\" in text or text.lower().endswith(PUZZLE_FILE_SUFFIXES)
 
 
 def quote(text: str, limit: int = 40) -> str:
@@ -52,7 +66,7 @@ class TaskConfig(Config):
     """Base of a task's recipe section: its build options."""
 
     name: str
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
 
 @dataclass

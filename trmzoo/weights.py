@@ -30,7 +30,7 @@ from trmzoo.core.provenance import Provenance
 from trmzoo.data.format import IDENTIFIERS_FILE, read_identifiers
 from trmzoo.errors import CheckpointError
 from trmzoo.factory import build_model
-from trmzoo.recipe import format_validation_error
+from trmzoo.recipe import format_validation_error, model_config_cls
 from trmzoo.registry import plugin_uses, require
 from trmzoo.version import __version__
 
@@ -58,9 +58,10 @@ def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[st
     return state, table
 
 
-def save_pretrained(model: RecursiveModel, directory: str | Path) -> Path:
+def save_pretrained(model: RecursiveModel, directory: str | Path, *, location: str | None = None) -> Path:
     """Write ``model`` as a trmzoo weight folder with its provenance and model card; every file is
-    written atomically."""
+    written atomically. ``location`` is the folder the card's usage example names (default: ``directory``;
+    another when the folder is built under a temporary name)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     network, table = model_state(model)
@@ -81,7 +82,7 @@ def save_pretrained(model: RecursiveModel, directory: str | Path) -> Path:
         atomic_write(directory / IDENTIFIERS_FILE, lambda p: p.write_text(json.dumps(identifiers)))
     atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
     write_card(directory, config, network_params=config["parameters"]["network"],
-               table_params=config["parameters"]["puzzle_table"], location=str(directory))
+               table_params=config["parameters"]["puzzle_table"], location=location or str(directory))
     return directory
 
 
@@ -96,11 +97,16 @@ def write_card(directory: str | Path, config: dict[str, Any], **card: Any) -> Pa
 def read_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / CONFIG_FILE
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise CheckpointError(f"{directory}: no {CONFIG_FILE}; not a trmzoo model folder") from None
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: invalid JSON ({exc})") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:  # invalid JSON, or not UTF-8 at all
+        raise CheckpointError(f"{path}: invalid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: not a JSON object; not a trmzoo model config")
+    return config
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -152,9 +158,10 @@ def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], sou
 def components(model_args: Any, provenance: Provenance) -> dict[str, str]:
     """The registered components a model uses: kind -> name (its task too, when it records one)."""
     args = model_args if isinstance(model_args, dict) else model_args.model_dump()
-    used = {kind: (args.get(kind) or {}).get("kind") for kind in ("backbone", "recursion", "halting")}
+    sections = {kind: args.get(kind) for kind in ("backbone", "recursion", "halting")}
+    used = {kind: section.get("kind") for kind, section in sections.items() if isinstance(section, dict)}
     used["task"] = (provenance.task or {}).get("name")
-    return {kind: name for kind, name in used.items() if name}
+    return {kind: name for kind, name in used.items() if isinstance(name, str)}
 
 
 def read_provenance(directory: str | Path, config: dict[str, Any]) -> Provenance:
@@ -186,11 +193,18 @@ def load_pretrained_dir(directory: str | Path) -> RecursiveModel:
     """Build the model described by a weight folder's config.json and load its weights."""
     directory = Path(directory)
     config = read_config(directory)
-    if "model_args" not in config:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: no model_args; not a trmzoo model config")
+    path = directory / CONFIG_FILE
+    if not isinstance(config.get("model_args"), dict):
+        raise CheckpointError(f"{path}: model_args {'is not a mapping' if 'model_args' in config else 'missing'}; "
+                              "not a trmzoo model config")
     provenance = read_provenance(directory, config)
     require(components(config["model_args"], provenance), provenance.plugins, str(directory))
-    model = build_model(config["model_args"])
+    try:
+        args = model_config_cls().model_validate(config["model_args"])
+    except ValidationError as exc:
+        raise CheckpointError(format_validation_error(exc, config["model_args"], str(path), prefix="model_args.")) \
+            from None
+    model = build_model(args)
     state = _read_tensors(directory / WEIGHTS_FILE)
     if model.puzzle_emb is not None:
         state.update(_read_tensors(directory / PUZZLE_FILE))

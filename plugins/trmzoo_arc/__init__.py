@@ -9,7 +9,7 @@ transform and votes over all of them per test input.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -37,7 +37,7 @@ class ARCConfig(TaskConfig):
     """A second test subset, as in the official builder."""
     num_aug: int = Field(1000, ge=0)
     """Augmented versions per task (fewer when a task has fewer distinct ones)."""
-    seed: int = 42
+    seed: int = Field(42, ge=0)
     puzzle_identifiers_start: int = Field(1, ge=1)
     """First puzzle identifier; 0 is the blank puzzle of padded batch rows."""
 
@@ -79,7 +79,7 @@ class ARCTask(Task):
         return to_canvas(grid, top, left)
 
     def evaluator(self, data_dir: Path, *, max_puzzles: int | None = None,
-                  max_augmentations: int | None = None) -> ARCEvaluator:
+                  max_augmentations: Annotated[int, Field(ge=0)] | None = None) -> ARCEvaluator:
         return ARCEvaluator(data_dir, max_puzzles=max_puzzles, max_augmentations=max_augmentations)
 
     def cell_text(self, token: int) -> str:

@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from trmzoo import hookimpl
@@ -17,7 +18,7 @@ from trmzoo.errors import RecipeError
 
 class AttentionConfig(Config):
     kind: Literal["attention"] = "attention"
-    num_heads: int = 8
+    num_heads: int = Field(8, ge=1)
 
 
 class SelfAttention(nn.Module):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, Literal
 
+from pydantic import Field
 from torch import nn
 
 from trmzoo import hookimpl
@@ -29,7 +30,7 @@ from trmzoo.core.recursion import Recursion, init_state
 # -- the recursion ---------------------------------------------------------------------------------
 class DirectRecursionConfig(Config):
     kind: Literal["direct"] = "direct"
-    layers: int = 8
+    layers: int = Field(8, ge=1)
     """Blocks of the single network applied once per supervision step."""
 
 

@@ -40,7 +40,7 @@ class SudokuConfig(TaskConfig):
     possible); None: minimal puzzles. 4x4 boards need a range for variety (docs)."""
     num_aug: int = Field(0, ge=0)
     """Shuffled copies of each training puzzle, stored in its group."""
-    min_difficulty: int | None = None
+    min_difficulty: int | None = Field(None, ge=0)
     """Keep puzzles rated at least this: guesses for generated ones, the CSV ``rating`` for the Hub."""
     subsample_size: int | None = Field(None, ge=1)
     """Hub: draw this many training puzzles (seeded); None keeps all."""

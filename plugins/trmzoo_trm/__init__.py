@@ -24,6 +24,7 @@ from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from trmzoo import hookimpl
@@ -38,13 +39,13 @@ from trmzoo_trm.pretrained import PRETRAINED
 # -- the recursion -------------------------------------------------------------------------------
 class TRMRecursionConfig(Config):
     kind: Literal["trm"] = "trm"
-    H_cycles: int = 3
+    H_cycles: int = Field(3, ge=1)
     """T: supervision-step rounds; the first T-1 run without gradient."""
-    L_cycles: int = 6
+    L_cycles: int = Field(6, ge=1)
     """n: latent updates per round."""
-    L_layers: int = 2
+    L_layers: int = Field(2, ge=1)
     """Blocks in the network (in the z network when ``separate_nets``)."""
-    H_layers: int | None = None
+    H_layers: int | None = Field(None, ge=1)
     """Blocks in the y network when ``separate_nets`` (default: ``L_layers``)."""
     latents: Literal["yz", "single", "multiscale"] = "yz"
     """``yz``: answer and latent (TRM); ``single``: one state; ``multiscale``: y plus ``L_cycles`` latents."""
@@ -139,7 +140,7 @@ class QLearningHalting(BCEHalting):
 
 class FixedHaltingConfig(HaltingConfig):
     kind: Literal["fixed"] = "fixed"
-    exploration_prob: float = 0.0
+    exploration_prob: float = Field(0.0, ge=0, le=1)
 
 
 class FixedHalting(BCEHalting):

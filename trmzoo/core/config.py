@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class Config(BaseModel):
@@ -10,3 +10,13 @@ class Config(BaseModel):
     field's docstring becomes its description in the JSON schema (``trmzoo recipes schema``)."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """pydantic's report (several lines per error) as ``dotted.path: what is wrong; ...`` on one line."""
+    parts = []
+    for err in exc.errors():
+        path = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"][0].lower() + err["msg"][1:]
+        parts.append(f"{path}: {msg}" if path else msg)
+    return "; ".join(parts)

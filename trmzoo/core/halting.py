@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from pydantic import Field
+
 from trmzoo.core.config import Config
 
 
@@ -22,9 +24,9 @@ class HaltingConfig(Config):
     """Base of a halting policy's recipe section (``model.halting``): a subclass adds
     ``kind: Literal["<name>"] = "<name>"`` and its own options."""
 
-    max_steps: int = 16
+    max_steps: int = Field(16, ge=1)
     """N_sup: the most supervision steps a sample gets."""
-    exploration_prob: float = 0.1
+    exploration_prob: float = Field(0.1, ge=0, le=1)
     """Probability of forcing a random minimum of 2..max_steps steps during training."""
 
 

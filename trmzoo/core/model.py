@@ -15,7 +15,7 @@ from typing import Any, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from trmzoo.core.config import Config
@@ -34,21 +34,21 @@ class ModelConfigBase(Config):
     ``halting`` sections, whose kinds come from plugins.
     """
 
-    vocab_size: int = 0
+    vocab_size: int = Field(0, ge=0)
     """Token vocabulary (0: taken from the dataset)."""
-    seq_len: int = 0
+    seq_len: int = Field(0, ge=0)
     """Grid tokens, without the prefix (0: taken from the dataset)."""
-    num_puzzle_identifiers: int = 1
+    num_puzzle_identifiers: int = Field(1, ge=1)
     """Rows of the per-puzzle embedding table (taken from the dataset when training)."""
-    hidden_size: int = 512
-    expansion: float = 4.0
-    puzzle_emb_ndim: int = 512
+    hidden_size: int = Field(512, ge=1)
+    expansion: float = Field(4.0, gt=0)
+    puzzle_emb_ndim: int = Field(512, ge=0)
     """Width of a puzzle embedding; 0 means no puzzle embedding and no prefix."""
-    puzzle_emb_len: int = 16
+    puzzle_emb_len: int = Field(16, ge=0)
     """Prefix slots; 0 means ceil(puzzle_emb_ndim / hidden_size)."""
     pos_encodings: Literal["rope", "learned", "none"] = "rope"
-    rope_theta: float = 10000.0
-    rms_norm_eps: float = 1e-5
+    rope_theta: float = Field(10000.0, gt=0)
+    rms_norm_eps: float = Field(1e-5, gt=0)
     forward_dtype: Literal["float32", "bfloat16"] = "bfloat16"
 
     @property

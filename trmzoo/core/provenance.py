@@ -71,7 +71,7 @@ class Provenance(Config):
     license: str | None = None
     eval_refusal: str = ""
     """When set, evaluation refuses with this reason (the data build cannot be reproduced)."""
-    step: int | None = None
+    step: int | None = Field(None, ge=0)
     """The training step the weights were saved at."""
     plugins: list[PluginUse] = []
     """Which plugin registered each component (written on save), so a missing one can be named."""

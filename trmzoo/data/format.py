@@ -3,7 +3,7 @@
 A dataset folder holds one folder per split (``train``, ``test``) with
 ``dataset.json`` and the arrays ``all__{inputs,labels,puzzle_identifiers,
 puzzle_indices,group_indices}.npy``, plus ``identifiers.json`` (puzzle id -> name)
-at the top. Examples belong to puzzles (``puzzle_indices`` are example offsets),
+and, for datasets trmzoo built, ``task.json`` (the task's build options) at the top. Examples belong to puzzles (``puzzle_indices`` are example offsets),
 puzzles to groups (``group_indices`` are puzzle offsets; a group is one original
 puzzle with all its augmented versions).
 """
@@ -17,28 +17,31 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 
 from trmzoo.core.model import RecursiveModel
+from trmzoo.core.config import validation_summary
 from trmzoo.errors import DataError
 from trmzoo.files import build_dir, check_output_dir
 
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 IDENTIFIERS_FILE = "identifiers.json"
+TASK_FILE = "task.json"
+ARRAY_NDIM = {"inputs": 2, "labels": 2, "puzzle_identifiers": 1, "puzzle_indices": 1, "group_indices": 1}
 
 
 class DatasetMetadata(BaseModel):
     """``dataset.json``, field order as the official builders write it."""
 
-    pad_id: int = 0
-    ignore_label_id: int | None = 0
-    blank_identifier_id: int = 0
-    vocab_size: int
-    seq_len: int
-    num_puzzle_identifiers: int
-    total_groups: int
-    mean_puzzle_examples: float
-    total_puzzles: int
+    pad_id: int = Field(0, ge=0)
+    ignore_label_id: int | None = Field(0, ge=0)
+    blank_identifier_id: int = Field(0, ge=0)
+    vocab_size: int = Field(ge=1)
+    seq_len: int = Field(ge=1)
+    num_puzzle_identifiers: int = Field(ge=1)
+    total_groups: int = Field(ge=0)
+    mean_puzzle_examples: float = Field(ge=0)
+    total_puzzles: int = Field(ge=0)
     sets: list[str] = ["all"]
 
 
@@ -53,8 +56,30 @@ class SplitArrays:
     def check(self, where: str) -> None:
         if self.inputs.shape != self.labels.shape:
             raise DataError(f"{where}: inputs {self.inputs.shape} and labels {self.labels.shape} differ")
-        if self.puzzle_indices[-1] != len(self.inputs) or self.group_indices[-1] != len(self.puzzle_identifiers):
-            raise DataError(f"{where}: puzzle or group offsets do not cover the arrays")
+        for name, covered in (("puzzle_indices", len(self.inputs)), ("group_indices", len(self.puzzle_identifiers))):
+            offsets = np.asarray(getattr(self, name))
+            if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != covered or np.any(np.diff(offsets) < 0):
+                raise DataError(f"{where}/all__{name}.npy: offsets must rise from 0 to {covered}")
+        if len(self.puzzle_indices) != len(self.puzzle_identifiers) + 1:
+            raise DataError(f"{where}/all__puzzle_indices.npy: {len(self.puzzle_indices)} offsets for "
+                            f"{len(self.puzzle_identifiers)} puzzles")
+
+    def check_values(self, metadata: "DatasetMetadata", where: str) -> None:
+        """Every token within the vocabulary and every puzzle id within the embedding table that
+        ``metadata`` (and so a model built from it) declares, and rows of ``seq_len`` tokens."""
+        if self.inputs.shape[1] != metadata.seq_len:
+            raise DataError(f"{where}/all__inputs.npy: rows of {self.inputs.shape[1]} tokens, dataset.json "
+                            f"says seq_len {metadata.seq_len}")
+        limits = {"inputs": metadata.vocab_size, "labels": metadata.vocab_size,
+                  "puzzle_identifiers": metadata.num_puzzle_identifiers}
+        for name, limit in limits.items():
+            values = getattr(self, name)
+            if len(values) and (values.min() < 0 or values.max() >= limit):
+                what = "token" if name != "puzzle_identifiers" else "puzzle id"
+                bad = values.max() if values.max() >= limit else values.min()
+                bound = "vocab_size" if name != "puzzle_identifiers" else "num_puzzle_identifiers"
+                raise DataError(f"{where}/all__{name}.npy: {what} {int(bad)} outside 0..{limit - 1} "
+                                f"(dataset.json {bound} {limit})")
 
 
 def write_split(root: str | Path, split: str, arrays: SplitArrays, metadata: DatasetMetadata) -> None:
@@ -75,16 +100,51 @@ def is_dataset_dir(path: str | Path) -> bool:
         (split / "dataset.json").exists() for split in path.iterdir() if split.is_dir())
 
 
-def build_dataset(out_dir: str | Path, build: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+def build_dataset(out_dir: str | Path, build: Callable[[Path], None], *, overwrite: bool = False,
+                  task_config: BaseModel | None = None) -> Path:
     """Run a task's ``build(folder)`` so that ``out_dir`` gets the whole dataset or nothing.
 
     An existing dataset is replaced only with ``overwrite``, and only once the new one is
-    complete; a failed or killed build leaves ``out_dir`` as it was.
+    complete; a failed or killed build leaves ``out_dir`` as it was. ``task_config`` (the
+    task's build options) is recorded as ``task.json``.
     """
     out_dir = Path(out_dir)
     check_output_dir(out_dir, what="dataset", overwrite=overwrite, is_replaceable=is_dataset_dir)
-    build_dir(out_dir, build, what="dataset")
+
+    def build_and_record(folder: Path) -> None:
+        build(folder)
+        if task_config is not None:
+            write_task(folder, task_config)
+
+    build_dir(out_dir, build_and_record, what="dataset")
     return out_dir
+
+
+def write_task(root: str | Path, task_config: BaseModel) -> None:
+    """Record which task (and build options) a dataset was built by, so training another task on it is refused."""
+    (Path(root) / TASK_FILE).write_text(json.dumps(task_config.model_dump(mode="json")) + "\n")
+
+
+def dataset_task(root: str | Path) -> str | None:
+    """The task a dataset was built by (its ``task.json``), or None when it does not say (official builds)."""
+    path = Path(root) / TASK_FILE
+    if not path.is_file():
+        return None
+    try:
+        name = json.loads(path.read_text()).get("name")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DataError(f"{path}: unreadable ({type(exc).__name__}); rebuild the dataset") from None
+    if not isinstance(name, str):
+        raise DataError(f"{path}: no task name; rebuild the dataset")
+    return name
+
+
+def check_dataset_task(root: str | Path, task: str, whose: str) -> None:
+    """Refuse a dataset another task built (``whose`` says where ``task`` came from, e.g. ``recipe task.name``)."""
+    built_by = dataset_task(root)
+    if built_by is not None and built_by != task:
+        raise DataError(f"{root}: a {built_by} dataset ({TASK_FILE}), but the {whose} is {task}; "
+                        "point at a dataset of that task")
 
 
 def write_identifiers(root: str | Path, identifiers: list[str]) -> None:
@@ -97,22 +157,54 @@ def read_split(root: str | Path, split: str, *, mmap: bool = False) -> tuple[Dat
     meta_path = folder / "dataset.json"
     if not meta_path.exists():
         raise DataError(f"{folder}: no dataset.json; build the data first (`trmzoo data build TASK --out {root}`)")
-    try:
-        metadata = DatasetMetadata.model_validate_json(meta_path.read_text())
-        arrays = SplitArrays(**{
-            name: np.load(folder / f"all__{name}.npy", mmap_mode="r" if mmap else None) for name in ARRAY_NAMES
-        })
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{folder}: unreadable dataset ({exc})") from None
+    metadata = read_metadata(meta_path)
+    arrays = SplitArrays(**{name: _read_array(folder / f"all__{name}.npy", ARRAY_NDIM[name], mmap)
+                            for name in ARRAY_NAMES})
     arrays.check(str(folder))
+    arrays.check_values(metadata, str(folder))
     return metadata, arrays
 
 
+def read_metadata(path: Path) -> DatasetMetadata:
+    """A split's ``dataset.json``; any problem is one line naming the file and the field."""
+    try:
+        return DatasetMetadata.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValidationError as exc:
+        raise DataError(f"{path}: {validation_summary(exc)}") from None
+
+
+def _read_array(path: Path, ndim: int, mmap: bool) -> np.ndarray:
+    """One ``.npy`` of integers with ``ndim`` dimensions (never a pickle); any problem names the file."""
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; rebuild the dataset") from None
+    except (OSError, ValueError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: unreadable .npy ({reason})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu":
+        raise DataError(f"{path}: dtype {getattr(array, 'dtype', type(array).__name__)}, expected integers")
+    if array.ndim != ndim:
+        raise DataError(f"{path}: shape {array.shape}, expected {ndim} dimension{'s' if ndim > 1 else ''}")
+    return array
+
+
 def read_identifiers(root: str | Path) -> list[str]:
+    """A dataset's (or weight folder's) puzzle identifiers: a JSON list of names, row order."""
     path = Path(root) / IDENTIFIERS_FILE
     if not path.exists():
         raise DataError(f"{root}: no {IDENTIFIERS_FILE}")
-    return json.loads(path.read_text())
+    try:
+        identifiers = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise DataError(f"{path}: not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(identifiers, list) or not all(isinstance(name, str) for name in identifiers):
+        raise DataError(f"{path}: not a list of puzzle names")
+    return identifiers
 
 
 def embedding_fingerprint(identifiers: list[str]) -> str:
@@ -154,7 +246,10 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
     meta_path = next((path for path in found if path.exists()), None)
     if meta_path is None:
         raise DataError(f"{data_dir}: no test/dataset.json or train/dataset.json; not a built dataset")
-    data = DatasetMetadata.model_validate_json(meta_path.read_text())
+    task = (provenance.task or {}).get("name")
+    if task:
+        check_dataset_task(data_dir, task, f"task of {name}")
+    data = read_metadata(meta_path)
     config = model.config
     for field in ("vocab_size", "seq_len"):
         if getattr(data, field) != getattr(config, field):
@@ -162,6 +257,9 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
                             f"{getattr(config, field)}")
     if model.puzzle_emb is None:
         return
+    if data.num_puzzle_identifiers > config.num_puzzle_identifiers:
+        raise DataError(f"{meta_path}: num_puzzle_identifiers {data.num_puzzle_identifiers} does not fit {name}'s "
+                        f"puzzle table of {config.num_puzzle_identifiers} rows; {how}")
     identifiers = read_identifiers(data_dir)
     expected = provenance.data.embedding_fingerprint
     actual = embedding_fingerprint(identifiers)

@@ -33,10 +33,12 @@ from trmzoo.core.model import Carry
 from trmzoo.core.provenance import DataProvenance, Provenance
 from trmzoo.core.supervision import IGNORE_LABEL, LOSSES, supervision_loss
 from trmzoo.core.trajectories import best_trajectory, replicate, select
-from trmzoo.data.format import build_dataset, build_fingerprint, embedding_fingerprint, read_identifiers, read_split
+from trmzoo.data.format import (
+    build_dataset, build_fingerprint, check_dataset_task, embedding_fingerprint, read_identifiers, read_split,
+)
 from trmzoo.data.loader import Augment, TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
-from trmzoo.evaluation import evaluate
+from trmzoo.evaluation import check_evaluator_options, evaluate
 from trmzoo.factory import build_model, create_task, resolve_model_config
 from trmzoo.recipe import dump_recipe, validate_recipe
 from trmzoo.files import check_output_dir, replace_dir
@@ -66,7 +68,8 @@ def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = Tru
         if data_dir.is_dir() and any(data_dir.iterdir()):
             raise DataError(f"{data_dir}: holds files but no dataset (no train/dataset.json), so it is left alone; "
                             "point data.dir at a dataset or a new folder")
-        build_dataset(data_dir, lambda folder: task.build(folder, progress=progress))
+        build_dataset(data_dir, lambda folder: task.build(folder, progress=progress), task_config=task.config)
+    check_dataset_task(data_dir, task.name, "recipe's task.name")
     return data_dir
 
 
@@ -87,6 +90,7 @@ class Trainer:
         self.device = D.local_device(cfg.device)
         self.dist = D.init_distributed(self.device)
         self.task = create_task(recipe.task)
+        check_evaluator_options(self.task, recipe.eval.evaluator_options, "eval.evaluator_options")
         if self.dist.is_main:
             prepare_data(recipe, self.task, progress=progress)
         D.barrier(self.dist)
