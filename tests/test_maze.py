@@ -327,7 +327,7 @@ def with_row(index, row):
     (with_row(3, "#  S# #"), "maze: 2 of start 'S' (row 2 column 2, row 4 column 4)"),
     (with_row(3, "#G  # #"), "maze: 2 of goal 'G'"),
     (with_row(1, "#So   #"), "maze row 2, column 3: 'o' marks a solved path"),
-    ("no/such/maze.txt", "'no/such/maze.txt' is neither a maze file"),
+    ("no/such/maze.txt", "no/such/maze.txt: no such file"),
 ])
 def test_bad_puzzles_are_refused_in_one_line(text, message):
     with pytest.raises(PuzzleError) as info:

@@ -39,7 +39,7 @@ def read_puzzle_text(text: str) -> tuple[str, str | None]:
         return text, None
     if not is_file:
         if looks_like_path(candidate):
-            raise PuzzleError(f"{candidate}: no such puzzle file")
+            raise PuzzleError(f"{candidate}: no such file (it looks like a path, not a puzzle)")
         return text, None
     try:
         return path.read_text(), str(path)
