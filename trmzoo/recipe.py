@@ -219,6 +219,8 @@ def expand_model_preset(model: dict) -> dict:
     rest = {k: v for k, v in model.items() if k != "preset"}
     if model["preset"] is None:
         return rest
+    if not isinstance(model["preset"], str):
+        raise RecipeError(f"model.preset: {model['preset']!r} is not a model name (see `trmzoo list`)")
     return _merge(lookup("model", model["preset"]).config, rest)
 
 
