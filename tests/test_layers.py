@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("errors, version, yamlio, files", ["trmzoo.errors", "trmzoo.version", "trmzoo.yamlio", "trmzoo.files"]),
     ("core", ["trmzoo.core", "trmzoo.core.*"]),
     ("data", ["trmzoo.data", "trmzoo.data.*"]),
-    ("task", ["trmzoo.task"]),
+    ("task", ["trmzoo.task", "trmzoo.strategy"]),
     ("registry and plugins", ["trmzoo.hookspecs", "trmzoo.plugins", "trmzoo.registry"]),
     ("recipe", ["trmzoo.recipe"]),
     ("factory", ["trmzoo.factory"]),

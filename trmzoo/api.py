@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
 from trmzoo import hub
 from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import HubError, TrmzooError
-from trmzoo.factory import task_of
+from trmzoo.factory import make_strategy, task_of
+from trmzoo.strategy import Strategy
 from trmzoo.registry import get_registry
 from trmzoo.run import WEIGHTS_DIR, is_run_dir
 from trmzoo.weights import load_pretrained_dir
@@ -47,13 +49,20 @@ def load(name_or_path: str | Path, *, revision: str | None = None, token: str | 
     raise HubError(f"unknown pretrained model {text!r}{hint}")
 
 
-def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool = False):
+def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool = False,
+          strategy: str | Strategy | None = None, strategy_options: dict[str, Any] | None = None):
     """Solve one puzzle given as text (or a file path) in the model's task format.
 
     Returns a :class:`trmzoo.Solution`: the predicted tokens, the rendered ``text``, the
-    supervision steps used, sigmoid(q_halt), and the answer after every step (``trace``).
+    supervision steps used, sigmoid(q_halt), and the answer after every step (``trace``, the
+    plain rollout only). ``strategy`` / ``strategy_options`` pick an inference strategy
+    (docs/test-time-scaling.md).
     """
     if not isinstance(model, RecursiveModel):
         model = load(model)
     task = task_of(model)
-    return task.solve(model, task.parse(puzzle), early_exit=early_exit)
+    built = None
+    if strategy is not None:
+        options = {**(strategy_options or {}), "early_exit": True} if early_exit else strategy_options
+        built = make_strategy(strategy, options, task=task)
+    return task.solve(model, task.parse(puzzle), early_exit=early_exit, strategy=built)

@@ -204,11 +204,15 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @click.option("--max-puzzles", type=click.IntRange(min=1), help="Evaluate only the first N test puzzles.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Task-specific evaluator option, e.g. max_augmentations=8 for ARC.")
+@click.option("--strategy", help="Inference strategy (default: plain; see docs/test-time-scaling.md).")
+@click.option("--strategy-option", "strategy_options", multiple=True, metavar="KEY=VALUE",
+              help="Option of the strategy, e.g. k=8 (values are read as YAML).")
 @click.option("--submission", type=click.Path(dir_okay=False), help="Write a submission file (ARC: Kaggle format).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, batch_size, device, as_json):
+def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, strategy_options, submission,
+                 batch_size, device, as_json):
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split."""
     from trmzoo.api import load
     from trmzoo.factory import task_of
@@ -216,7 +220,7 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, 
     from trmzoo.distributed import local_device
     from trmzoo.recipe import recipe_cls
     from trmzoo.run import RECIPE_FILE
-    from trmzoo.yamlio import parse_yaml, read_yaml, yaml_problem
+    from trmzoo.yamlio import read_yaml
 
     loaded = load(model)
     loaded.to(local_device(device, source="--device"))
@@ -226,23 +230,39 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, 
         if not recipe_file.exists():
             raise TrmzooError(f"{model}: not a run folder; pass --data DIR")
         data_dir = recipe_cls().model_validate(read_yaml(recipe_file)).data.dir
-    evaluator_options = {}
-    for option in options:
-        key, sep, value = option.partition("=")
-        if not sep:
-            raise TrmzooError(f"--option {option!r}: expected KEY=VALUE")
-        try:
-            evaluator_options[key.strip()] = parse_yaml(value)
-        except yaml.YAMLError as exc:
-            raise TrmzooError(f"--option {key.strip()}: the value {value!r} is not valid YAML ({yaml_problem(exc)})") \
-                from None
-    check_evaluator_options(task, evaluator_options, "--option")
+    evaluator_options = check_evaluator_options(task, _key_values(options, "--option"), "--option")
     metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit, max_puzzles=max_puzzles,
-                       evaluator_options=evaluator_options, submission=submission, progress=not as_json)
+                       evaluator_options=evaluator_options, submission=submission,
+                       progress=not as_json, strategy=strategy,
+                       strategy_options=_key_values(strategy_options, "--strategy-option"))
     if as_json:
-        _echo_json(metrics)
+        _echo_json({**metrics, "strategy": strategy or "plain"})
     else:
+        if strategy:
+            click.echo(f"strategy: {_strategy_words(strategy, metrics['uses_verify'])}")
         _print_metrics(metrics)
+
+
+def _key_values(pairs: tuple[str, ...], flag: str) -> dict:
+    """``KEY=VALUE`` arguments as a dict, the values read as YAML."""
+    from trmzoo.yamlio import parse_yaml, yaml_problem
+
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise TrmzooError(f"{flag} {pair!r}: expected KEY=VALUE")
+        try:
+            values[key.strip()] = parse_yaml(value)
+        except yaml.YAMLError as exc:
+            raise TrmzooError(f"{flag} {key.strip()}: the value {value!r} is not valid YAML ({yaml_problem(exc)})") \
+                from None
+    return values
+
+
+def _strategy_words(name: str, uses_verify: float) -> str:
+    note = " (uses the task's verify check: knowledge of the rules a pure model does not have)"
+    return name + (note if uses_verify else "")
 
 
 @cli.command()
@@ -251,23 +271,34 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, submission, 
 @click.option("--early-exit", is_flag=True, help="Stop once the model's halting signal fires.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--trace", type=click.Path(dir_okay=False), help="Draw the answer after every step to this PNG.")
-def solve(model, puzzle, early_exit, as_json, trace):
+@click.option("--strategy", help="Inference strategy (default: plain; see docs/test-time-scaling.md).")
+@click.option("--strategy-option", "strategy_options", multiple=True, metavar="KEY=VALUE",
+              help="Option of the strategy, e.g. k=8 (values are read as YAML).")
+def solve(model, puzzle, early_exit, as_json, trace, strategy, strategy_options):
     """Solve one PUZZLE (text or file, in the task's format) with MODEL."""
     from trmzoo.api import load
-    from trmzoo.factory import task_of
+    from trmzoo.factory import make_strategy, task_of
 
     loaded = load(model)
     task = task_of(loaded)
     parsed = task.parse(puzzle)  # a task reads text or a file path (ARC keeps the file name as task id)
-    solution = task.solve(loaded, parsed, early_exit=early_exit)
+    built = None
+    if strategy:
+        options = _key_values(strategy_options, "--strategy-option")
+        built = make_strategy(strategy, {**options, "early_exit": True} if early_exit else options, task=task)
+        if trace and not built.traces:
+            raise TrmzooError(f"--trace: strategy {strategy!r} keeps no per-step answers; only the plain rollout has a trace")
+    solution = task.solve(loaded, parsed, early_exit=early_exit, strategy=built)
     if trace:
         from trmzoo.plot import draw_trace
 
         draw_trace(solution, task, parsed, trace)
     if as_json:
         _echo_json({"solution": solution.text, "tokens": solution.tokens.tolist(), "steps": solution.steps,
-                    "q_halt": solution.q_halt})
+                    "q_halt": solution.q_halt, "strategy": strategy or "plain"})
     else:
+        if strategy:
+            click.echo(f"strategy: {_strategy_words(built.name, built.uses_verify)}")
         click.echo(solution.text)
         click.echo(f"supervision steps: {solution.steps}   confidence (sigmoid q_halt): {solution.q_halt:.3f}")
 

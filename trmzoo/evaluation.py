@@ -2,7 +2,9 @@
 
 By default every sample runs all supervision steps, as the official evaluation
 does; ``early_exit`` stops each sample once its halting signal fires, and the
-samples that stopped leave the batch so the work really shrinks.
+samples that stopped leave the batch so the work really shrinks. Any other
+inference strategy (``strategy=``, docs/test-time-scaling.md) answers instead of
+the plain rollout; what it spent is reported beside the metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from trmzoo.data.format import check_data_compatible, read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.distributed import DistInfo, broadcast_from_main, gather_to_main
 from trmzoo.errors import RecipeError
+from trmzoo.factory import make_strategy
+from trmzoo.strategy import Strategy, count_network_rows
 from trmzoo.task import Evaluator, Task
 
 
@@ -82,6 +86,8 @@ def evaluate(
     submission: str | Path | None = None,
     progress: bool = False,
     dist: DistInfo = DistInfo(),
+    strategy: str | Strategy | None = None,
+    strategy_options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Score ``model`` on the test split of ``data_dir`` with the task's evaluator.
 
@@ -90,7 +96,13 @@ def evaluate(
     ``task.evaluator`` (ARC: ``max_augmentations``); ``submission`` asks an evaluator
     that can write one (ARC) for a ``submission.json``. Each call scores with a new
     evaluator: nothing carries over from one evaluation to the next.
-    Returns the evaluator's metrics plus ``mean_steps`` (supervision steps used per example).
+    ``strategy`` names a registered inference strategy (or is a built one), ``strategy_options`` its
+    options; the default is the plain rollout (``early_exit`` is its option).
+    Returns the evaluator's metrics plus ``mean_steps`` (supervision steps behind each answer),
+    what the strategy spent over the whole evaluation, padding rows of the last batch included:
+    ``sample_steps`` (supervision steps summed over every row it ran) and ``network_rows`` (rows the
+    recursion's networks processed, counted by forward hooks), and ``uses_verify`` (1.0 when the
+    strategy consulted the task's verify check).
     Under torchrun (``dist``) each process runs its slice of every batch; the slices go to
     rank 0 in order, so its evaluator sees what one process would, and every process
     returns rank 0's metrics.
@@ -99,6 +111,11 @@ def evaluate(
         raise RecipeError(f"batch_size {batch_size}: give at least 1")
     check_data_compatible(model, data_dir)
     evaluator = make_evaluator(task, data_dir, max_puzzles=max_puzzles, options=evaluator_options)
+    if early_exit:
+        if isinstance(strategy, Strategy):
+            raise RecipeError("early_exit: give it to the strategy you built, as its option")
+        strategy_options = {**(strategy_options or {}), "early_exit": True}
+    strategy = make_strategy(strategy, strategy_options, task=task)
     was_training = model.training
     model.eval()
     metadata, arrays = read_split(data_dir, "test", mmap=True)
@@ -106,29 +123,33 @@ def evaluate(
     if rows is None:
         rows = np.arange(len(arrays.inputs))[:max_puzzles]
     device = model.device
-    steps_used, examples = 0.0, 0
+    steps_used, examples, spent = 0.0, 0, [0.0, 0.0]
     total = len(rows)
     batches = eval_batches(metadata, arrays, batch_size=batch_size, rows=rows,
                            rank=dist.rank, world_size=dist.world_size)
     per_batch = -(-batch_size // dist.world_size) * dist.world_size
     bar = tqdm(batches, total=-(-total // per_batch), disable=not (progress and dist.is_main), desc="eval", leave=False)
-    for batch, real in bar:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        final = model.rollout(batch, early_exit=early_exit)[-1]
-        part = (
-            {k: v[:real].cpu().numpy() for k, v in batch.items()},
-            final.preds[:real].cpu().numpy(), final.q_halt[:real].float().cpu().numpy(),
-            final.steps[:real].cpu().numpy(),
-        )
-        for numpy_batch, preds, q_halt, steps in gather_to_main(part, dist) or []:
-            if len(steps):
-                evaluator.update(numpy_batch, preds, q_halt)
-                steps_used += float(steps.sum())
-                examples += len(steps)
+    on_device = (({k: v.to(device) for k, v in batch.items()}, real) for batch, real in bar)
+    with count_network_rows(model) as network_rows:
+        for batch, real, answers in strategy.run_split(model, on_device):
+            part = (
+                {k: v[:real].cpu().numpy() for k, v in batch.items()},
+                answers.preds[:real].cpu().numpy(), answers.q_halt[:real].float().cpu().numpy(),
+                answers.steps[:real].cpu().numpy(),
+                (answers.sample_steps, sum(network_rows)),  # padding rows included: the work done
+            )
+            network_rows.clear()
+            for numpy_batch, preds, q_halt, steps, cost in gather_to_main(part, dist) or []:
+                spent = [spent[0] + cost[0], spent[1] + cost[1]]
+                if len(steps):
+                    evaluator.update(numpy_batch, preds, q_halt)
+                    steps_used += float(steps.sum())
+                    examples += len(steps)
     model.train(was_training)
     metrics = None
     if dist.is_main:
-        metrics = {**evaluator.result(), "mean_steps": steps_used / max(examples, 1)}
+        metrics = {**evaluator.result(), "mean_steps": steps_used / max(examples, 1), "sample_steps": float(spent[0]),
+                   "network_rows": float(spent[1]), "uses_verify": float(strategy.uses_verify)}
         if submission is not None and hasattr(evaluator, "write_submission"):
             evaluator.write_submission(submission)
     return broadcast_from_main(metrics, dist)

@@ -11,7 +11,8 @@ from trmzoo.core.backbone import BackboneSpec
 from trmzoo.core.model import ModelConfigBase, RecursiveModel
 from trmzoo.errors import RecipeError, TrmzooError
 from trmzoo.recipe import _merge, expand_model_preset, format_validation_error, model_config_cls
-from trmzoo.registry import ModelEntry, lookup, require
+from trmzoo.registry import ModelEntry, get_registry, lookup, require
+from trmzoo.strategy import PlainStrategy, Strategy
 from trmzoo.task import Task, TaskConfig
 
 
@@ -89,3 +90,25 @@ def resolve_model_config(recipe: Any, metadata: Any = None, task: Task | None = 
             raise RecipeError(f"model.{key}: the recipe says {given} but the dataset has {value}")
         data[key] = value
     return model_config(data)
+
+
+def make_strategy(name: str | Strategy | None, options: dict[str, Any] | None = None, *, task: Task | None = None,
+                  source: str = "--strategy-option") -> Strategy:
+    """The registered inference strategy ``name`` with its validated ``options`` (None: the plain rollout).
+
+    A built strategy is returned as it is (with no options given)."""
+    if isinstance(name, Strategy):
+        if options:
+            raise RecipeError(f"{source}: options go with a strategy name, not with a built strategy")
+        return name
+    if name is None or name == "plain" and "plain" not in get_registry().strategy:
+        cls, name = PlainStrategy, "plain"
+    else:
+        cls = lookup("strategy", name).strategy_cls
+    if cls.uses_verify and task is not None and not task.offers_verify:
+        raise RecipeError(f"strategy {name!r} uses the task's verify check, and the {task.name} task offers none")
+    try:
+        config = cls.Config.model_validate(dict(options or {}))
+    except ValidationError as exc:
+        raise RecipeError(format_validation_error(exc, options, f"{source} of strategy {name!r}")) from None
+    return cls(config, task=task, name=name)

@@ -73,5 +73,15 @@ def register_converters(register):
 
 
 @hookspec
+def register_strategies(register):
+    """Contribute inference strategies: how a trained model turns puzzles into answers at test time.
+
+    Call ``register(name, strategy_cls)`` with a subclass of ``trmzoo.strategy.Strategy`` whose
+    ``Config`` (a ``trmzoo.strategy.StrategyConfig``) holds its options. A strategy that sets
+    ``uses_verify`` must have ``verify`` in its name. Selected with ``trmzoo eval --strategy name``.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add click commands or groups to the ``trmzoo`` command group ``cli``."""

@@ -115,7 +115,11 @@ class EvalConfig(Config):
     """Task-specific evaluator options (ARC: ``max_augmentations``); an option the task's evaluator does
     not take is an error."""
     early_exit: bool = False
-    """Stop each sample once its halting signal fires instead of running all steps."""
+    """Stop each sample once its halting signal fires instead of running all steps (the plain strategy's option)."""
+    strategy: str | None = None
+    """Inference strategy of the evaluations (None: the plain rollout; docs/test-time-scaling.md)."""
+    strategy_options: dict[str, Any] = {}
+    """Options of ``strategy``, validated by the strategy (an unknown one is an error)."""
     use_ema: bool = True
 
 

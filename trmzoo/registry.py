@@ -1,4 +1,5 @@
-"""Tables of everything plugins contribute: backbones, recursions, halting policies, tasks, models, converters.
+"""Tables of everything plugins contribute: backbones, recursions, halting policies, tasks, models, converters,
+inference strategies.
 
 The tables are filled once, lazily, by calling each plugin's hooks with a
 ``register`` callable bound to that plugin. Two plugins contributing the same
@@ -81,6 +82,13 @@ class _Clash(PluginError):
     """Two plugins register one name: an error of the installation, not of one plugin to isolate."""
 
 
+@dataclass(frozen=True)
+class StrategyEntry:
+    name: str
+    strategy_cls: type  # a trmzoo.strategy.Strategy subclass
+    plugin: str
+
+
 @dataclass
 class Registry:
     backbone: dict[str, Component] = field(default_factory=dict)
@@ -89,6 +97,7 @@ class Registry:
     task: dict[str, TaskEntry] = field(default_factory=dict)
     model: dict[str, ModelEntry] = field(default_factory=dict)
     converter: dict[str, ConverterEntry] = field(default_factory=dict)
+    strategy: dict[str, StrategyEntry] = field(default_factory=dict)
     pretrained: dict[str, tuple[ModelEntry, PretrainedEntry]] = field(default_factory=dict)
     contributions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
@@ -166,12 +175,22 @@ def get_registry() -> Registry:
 
         return register
 
+    def strategy_register(plugin: str):
+        def register(name: str, strategy_cls: type) -> None:
+            if getattr(strategy_cls, "uses_verify", False) and "verify" not in name:
+                raise PluginError(f"plugin {plugin!r}: strategy {name!r} uses the task's verify check, so its "
+                                  "name must say 'verify'")
+            reg._add("strategy", name, StrategyEntry(name, strategy_cls, plugin), plugin)
+
+        return register
+
     _collect(reg, "register_backbones", component("backbone"))
     _collect(reg, "register_recursions", component("recursion"))
     _collect(reg, "register_halting_policies", component("halting"))
     _collect(reg, "register_tasks", task_register)
     _collect(reg, "register_models", model_register)
     _collect(reg, "register_converters", converter_register)
+    _collect(reg, "register_strategies", strategy_register)
     _registry = reg
     return reg
 

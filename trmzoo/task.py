@@ -88,6 +88,48 @@ class Solution:
     text: str = ""
 
 
+@dataclass(frozen=True)
+class Symmetry:
+    """One validity-preserving transform of a token sequence and its exact inverse:
+    ``new[i] = tokens[old[positions[i]]]`` (a cell permutation, then a token relabelling).
+
+    Works on numpy arrays and torch tensors of shape ``[..., seq_len]``."""
+
+    positions: np.ndarray  # int64 [seq_len]: new cell -> old cell
+    tokens: np.ndarray  # int64 [vocab]: old token -> new token
+
+    def apply(self, x):
+        return _take(self.tokens, _gather(x, self.positions))
+
+    def invert(self, x):
+        return _gather(_take(np.argsort(self.tokens), x), np.argsort(self.positions))
+
+
+def _gather(x, index: np.ndarray):
+    if isinstance(x, torch.Tensor):
+        return x[..., torch.as_tensor(index, device=x.device)]
+    return np.asarray(x)[..., index]
+
+
+def _take(table: np.ndarray, x):
+    if isinstance(x, torch.Tensor):
+        return torch.as_tensor(table, device=x.device)[x.long()].to(x.dtype)
+    return table[x].astype(np.asarray(x).dtype)
+
+
+class SymmetryGroup:
+    """A task's symmetry group, enumerated: ``group[i]`` for ``0 <= i < len(group)``, element 0 the identity.
+
+    Groups can be far too big to list (9x9 Sudoku: about 1.2e12 elements), so elements are
+    built on demand from their index."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> Symmetry:
+        raise NotImplementedError
+
+
 class Evaluator:
     """Accumulates predictions on the test split and reports metrics (docs/plugin-guide.md, "An evaluator").
 
@@ -141,6 +183,9 @@ class Task:
 
     name: ClassVar[str]
     Config: ClassVar[type[TaskConfig]]
+    versions_in_split: ClassVar[bool] = False
+    """Every augmented version of a puzzle is its own test example (with its own puzzle embedding) and the
+    evaluator votes over them (ARC): test-time voting happens over the split, not inside a batch."""
 
     def __init__(self, config: TaskConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -168,6 +213,20 @@ class Task:
         """Undo :meth:`augment` on a token sequence."""
         raise NotImplementedError
 
+    def symmetries(self) -> SymmetryGroup | None:
+        """The task's symmetry group for test-time voting (``symmetry`` strategy); None when the
+        task has none, or (ARC) when every augmented version is its own puzzle in the test split."""
+        return None
+
+    def verify(self, inputs: np.ndarray, preds: np.ndarray) -> np.ndarray:
+        """Whether each answer is a valid solution of its puzzle (bool ``[n]``), from the rules alone,
+        without the label. Optional: strategies whose name says ``verify`` use it."""
+        raise NotImplementedError
+
+    @property
+    def offers_verify(self) -> bool:
+        return type(self).verify is not Task.verify
+
     # -- evaluation ------------------------------------------------------------------------
     def evaluator(self, data_dir: Path, *, max_puzzles: int | None = None) -> Evaluator:
         """The test-split scorer. trmzoo calls ``evaluator(data_dir, max_puzzles=..., **options)``:
@@ -190,9 +249,10 @@ class Task:
         return str(token)
 
     @torch.no_grad()
-    def solve(self, model: RecursiveModel, puzzle: Puzzle, *, early_exit: bool = False) -> Solution:
+    def solve(self, model: RecursiveModel, puzzle: Puzzle, *, early_exit: bool = False, strategy=None) -> Solution:
         """Run ``model`` on one puzzle and keep the answer after every supervision step;
-        tasks that vote over augmentations override this."""
+        tasks that vote over augmentations override this. A ``strategy`` (a
+        ``trmzoo.strategy.Strategy`` other than the plain rollout) gives the answer instead, without a trace."""
         model.eval()
         inputs = torch.as_tensor(np.asarray(puzzle.inputs), dtype=torch.int32, device=model.device)[None]
         batch = {
@@ -200,6 +260,13 @@ class Task:
             "labels": torch.zeros_like(inputs),
             "puzzle_identifiers": torch.tensor([puzzle.puzzle_identifier], dtype=torch.int32, device=model.device),
         }
+        if strategy is not None and not strategy.traces:
+            answers = strategy.run(model, batch)
+            tokens = answers.preds[0].cpu().numpy()
+            return Solution(tokens=tokens, steps=int(answers.steps[0]), q_halt=float(torch.sigmoid(answers.q_halt[0])),
+                            text=self.render(tokens, puzzle))
+        if strategy is not None:
+            early_exit = strategy.config.early_exit
         outputs = model.rollout(batch, early_exit=early_exit)
         trace = [out.preds[0].cpu().numpy() for out in outputs]
         q_trace = [float(torch.sigmoid(out.q_halt[0])) for out in outputs]

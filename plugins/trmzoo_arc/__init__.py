@@ -45,6 +45,7 @@ class ARCConfig(TaskConfig):
 class ARCTask(Task):
     name = "arc"
     Config = ARCConfig
+    versions_in_split = True  # each augmented version has its own puzzle embedding; the evaluator votes
 
     @property
     def vocab_size(self) -> int:
@@ -92,9 +93,9 @@ class ARCTask(Task):
         return render_grid(crop(tokens))
 
     def solve(self, model, puzzle, *, early_exit: bool = False, max_augmentations: int | None = None,
-              batch_size: int = 64) -> ArcSolution:
+              batch_size: int = 64, strategy=None) -> ArcSolution:
         return solve_puzzle(model, puzzle, early_exit=early_exit, max_augmentations=max_augmentations,
-                            batch_size=batch_size)
+                            batch_size=batch_size, strategy=strategy)
 
 
 @hookimpl

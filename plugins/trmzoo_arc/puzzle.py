@@ -102,9 +102,10 @@ def model_identifiers(model) -> list[str]:
 
 
 def solve_puzzle(model, puzzle: Puzzle, *, early_exit: bool = False, max_augmentations: int | None = None,
-                 batch_size: int = 64) -> ArcSolution:
+                 batch_size: int = 64, strategy=None) -> ArcSolution:
     """Vote over the model's known versions of ``puzzle``'s task (the original plus at most
-    ``max_augmentations`` augmented ones)."""
+    ``max_augmentations`` augmented ones); a ``strategy`` other than the plain rollout answers each
+    version (no trace then)."""
     task_id, where = puzzle.info.get("task_id"), puzzle.info.get("source", "puzzle")
     if model.puzzle_emb is None:
         raise CheckpointError("model: no puzzle embedding table; ARC models identify the task by its row")
@@ -136,11 +137,15 @@ def solve_puzzle(model, puzzle: Puzzle, *, early_exit: bool = False, max_augment
         inputs = np.stack([to_canvas(augment_grid(tests[t], tid, mapping)) for t, _, tid, mapping in chunk])
         batch = {"inputs": torch.from_numpy(inputs.astype(np.int32)).to(device),
                  "puzzle_identifiers": torch.tensor([row for _, row, _, _ in chunk], dtype=torch.int32, device=device)}
-        outputs = model.rollout(batch, early_exit=early_exit)
-        if start == 0:  # the first job is test input 0 of the original version: its trace is shown
-            trace = [out.preds[0].cpu().numpy() for out in outputs]
-            q_trace = [float(sigmoid64(out.q_halt[:1].float().cpu().numpy())[0]) for out in outputs]
-        last = outputs[-1]
+        if strategy is not None and not strategy.traces:
+            last = strategy.run(model, batch)
+            trace, q_trace = [], []
+        else:
+            outputs = model.rollout(batch, early_exit=strategy.config.early_exit if strategy else early_exit)
+            if start == 0:  # the first job is test input 0 of the original version: its trace is shown
+                trace = [out.preds[0].cpu().numpy() for out in outputs]
+                q_trace = [float(sigmoid64(out.q_halt[:1].float().cpu().numpy())[0]) for out in outputs]
+            last = outputs[-1]
         preds, confidence = last.preds.cpu().numpy(), sigmoid64(last.q_halt.float().cpu().numpy())
         steps = max(steps, int(last.steps.max()))
         for i, (t, _, tid, mapping) in enumerate(chunk):

@@ -44,7 +44,7 @@ class DirectRecursion(Recursion):
         self.y_init, self.z_init = init_state(hidden_size), None
 
     def forward(self, y, z, x):
-        return self.net(y, x), None
+        return self.after_latent_update(self.net(y, x)), None  # y is its only state
 
     def readout(self, y, z):
         return y

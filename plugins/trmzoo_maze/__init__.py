@@ -18,7 +18,7 @@ from pydantic import Field
 from tqdm import tqdm
 
 from trmzoo import Puzzle, Task, TaskConfig, hookimpl
-from trmzoo.task import quote, read_puzzle_text
+from trmzoo.task import Symmetry, SymmetryGroup, quote, read_puzzle_text
 from trmzoo.data import DatasetMetadata, SplitArrays, write_identifiers, write_split
 from trmzoo.data.grids import dihedral, inverse_dihedral
 from trmzoo.errors import DataError, PuzzleError
@@ -30,6 +30,22 @@ CHARSET = "# SGo"  # tokens 1..5: wall, open, start, goal, path (labels only)
 DRAW = "?" + CHARSET  # token -> character; '?' for padding predicted inside the grid
 READ = {ch: i + 1 for i, ch in enumerate(CHARSET)} | {".": CHARSET.index(" ") + 1}
 NUM_DIHEDRAL = 8
+
+
+class DihedralGroup(SymmetryGroup):
+    """The 8 symmetries of a square grid, numbered as :func:`trmzoo.data.grids.dihedral` (0 the identity)."""
+
+    def __init__(self, size: int, vocab_size: int) -> None:
+        self.size, self.vocab_size = size, vocab_size
+
+    def __len__(self) -> int:
+        return NUM_DIHEDRAL
+
+    def __getitem__(self, index: int) -> Symmetry:
+        if not 0 <= index < NUM_DIHEDRAL:
+            raise IndexError(f"dihedral symmetry {index}: there are {NUM_DIHEDRAL}")
+        cells = np.arange(self.size * self.size).reshape(self.size, self.size)
+        return Symmetry(positions=dihedral(cells, index).reshape(-1).copy(), tokens=np.arange(self.vocab_size))
 
 
 class MazeConfig(TaskConfig):
@@ -153,6 +169,9 @@ class MazeTask(Task):
     def invert(self, tokens: np.ndarray, params: int) -> np.ndarray:
         grid = np.asarray(tokens).reshape(*np.shape(tokens)[:-1], self.config.size, self.config.size)
         return inverse_dihedral(grid, params).reshape(np.shape(tokens)).copy()
+
+    def symmetries(self) -> SymmetryGroup:
+        return DihedralGroup(self.config.size, self.vocab_size)
 
     def _transform(self, tokens: np.ndarray, tid: int) -> np.ndarray:
         grid = np.asarray(tokens).reshape(*np.shape(tokens)[:-1], self.config.size, self.config.size)

@@ -20,7 +20,7 @@ from trmzoo.hub import download
 from trmzoo.task import Puzzle, Task, TaskConfig, read_puzzle_text
 from trmzoo_sudoku.build import generate_puzzles, metadata, read_csv_split, split_arrays
 from trmzoo_sudoku.solver import geometry
-from trmzoo_sudoku.symmetry import Transform, random_transform
+from trmzoo_sudoku.symmetry import SudokuGroup, Transform, breaks_no_rule, random_transform
 
 SEPARATORS = set(" \t\r\n|-+")
 GENERATE_ONLY = ("num_train", "num_test", "givens")
@@ -119,6 +119,13 @@ class SudokuTask(Task):
 
     def invert(self, tokens: np.ndarray, params: Transform) -> np.ndarray:
         return params.invert(tokens)
+
+    def symmetries(self) -> SudokuGroup:
+        return SudokuGroup(self.config.box_rows, self.config.box_cols)
+
+    def verify(self, inputs: np.ndarray, preds: np.ndarray) -> np.ndarray:
+        """The answer breaks no rule of Sudoku and keeps the givens."""
+        return breaks_no_rule(inputs, preds, self.config.box_rows, self.config.box_cols)
 
     # -- single puzzles --------------------------------------------------------------------
     def parse(self, text: str) -> Puzzle:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from trmzoo.task import Symmetry, SymmetryGroup
 
 
 @dataclass(frozen=True)
@@ -129,3 +132,63 @@ def canonical_form(grid: np.ndarray, box_rows: int, box_cols: int) -> bytes:
         placed = np.concatenate([placed[parent[keep]], row[keep, None]], axis=1)
         labels, next_label = labels_p[keep], next_p[keep]
     return np.concatenate(result).astype(np.uint8).tobytes()
+
+
+def nth_permutation(index: int, n: int) -> list[int]:
+    """Permutation number ``index`` of ``range(n)`` in lexicographic order (0 is the identity)."""
+    items, out = list(range(n)), []
+    for place in range(n, 0, -1):
+        pick, index = divmod(index, math.factorial(place - 1))
+        out.append(items.pop(pick))
+    return out
+
+
+class SudokuGroup(SymmetryGroup):
+    """The whole group, enumerated in mixed radix: digit relabelling, band order, row order in each
+    band, stack order, column order in each stack, then transpose (square boxes only). Element 0
+    is the identity."""
+
+    def __init__(self, box_rows: int, box_cols: int) -> None:
+        self.box_rows, self.box_cols = box_rows, box_cols
+        self.n = n = box_rows * box_cols
+        bands, stacks = n // box_rows, n // box_cols
+        self.radix = [math.factorial(n), math.factorial(bands), *[math.factorial(box_rows)] * bands,
+                      math.factorial(stacks), *[math.factorial(box_cols)] * stacks, 2 if box_rows == box_cols else 1]
+
+    def __len__(self) -> int:
+        return math.prod(self.radix)
+
+    def __getitem__(self, index: int) -> Symmetry:
+        if not 0 <= index < len(self):
+            raise IndexError(f"symmetry {index} of a group of {len(self)}")
+        digits = []
+        for base in self.radix:
+            index, digit = divmod(index, base)
+            digits.append(digit)
+        n, br, bc = self.n, self.box_rows, self.box_cols
+        bands, stacks = n // br, n // bc
+        relabel = nth_permutation(digits[0], n)
+        band_order = nth_permutation(digits[1], bands)
+        in_band = [nth_permutation(d, br) for d in digits[2 : 2 + bands]]
+        stack_order = nth_permutation(digits[2 + bands], stacks)
+        in_stack = [nth_permutation(d, bc) for d in digits[3 + bands : 3 + bands + stacks]]
+        rows = np.array([band_order[g] * br + in_band[g][j] for g in range(bands) for j in range(br)])
+        cols = np.array([stack_order[g] * bc + in_stack[g][j] for g in range(stacks) for j in range(bc)])
+        positions = (rows[:, None] * n + cols[None, :]).reshape(-1)
+        if digits[-1]:
+            positions = (positions % n) * n + positions // n
+        return Symmetry(positions=positions.astype(np.int64), tokens=np.array([0, 1, *(2 + np.array(relabel))]))
+
+
+def breaks_no_rule(inputs: np.ndarray, preds: np.ndarray, box_rows: int, box_cols: int) -> np.ndarray:
+    """Per answer: every cell a digit, each row, column and box holds every digit once, and the givens kept."""
+    n = box_rows * box_cols
+    grid = np.asarray(preds, dtype=np.int64).reshape(-1, n, n) - 1  # digits 1..n
+    boxes = grid.reshape(-1, n // box_rows, box_rows, n // box_cols, box_cols).transpose(0, 1, 3, 2, 4).reshape(-1, n, n)
+    digits = np.arange(1, n + 1)
+    ok = np.ones(len(grid), dtype=bool)
+    for units in (grid, grid.transpose(0, 2, 1), boxes):
+        ok &= (np.sort(units, axis=-1) == digits).all((1, 2))
+    inputs = np.asarray(inputs).reshape(len(grid), -1)
+    given = inputs > 1
+    return ok & ((np.asarray(preds).reshape(len(grid), -1) == inputs) | ~given).all(-1)

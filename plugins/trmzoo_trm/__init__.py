@@ -81,6 +81,7 @@ class TRMRecursion(Recursion):
                     z = torch.cat((z[:, :i], updated.unsqueeze(1), z[:, i + 1 :]), dim=1)
                 else:
                     z = z_net(z, y + x)
+                z = self.after_latent_update(z)
         if cfg.latents == "single":
             return None, y_net(z)
         return y_net(y, z.sum(dim=1) if cfg.latents == "multiscale" else z), z

@@ -8,6 +8,9 @@ direct baseline's single pass in ``plugins/trmzoo_direct``).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
 import torch
 from torch import nn
 
@@ -20,11 +23,18 @@ class Recursion(nn.Module):
     """Interface: holds the networks and initial states, updates (y, z) for one supervision step.
 
     Subclasses set ``y_init`` / ``z_init`` buffers (``None`` for a state they do not use)
-    and implement :meth:`forward` and :meth:`readout`.
+    and implement :meth:`forward` and :meth:`readout`. ``forward`` passes the latent through
+    :meth:`after_latent_update` after each of its updates, so that a test-time strategy can
+    act inside the recursion (noise at every recursion); by default that is the identity.
     """
 
     y_init: torch.Tensor | None
     z_init: torch.Tensor | None
+    latent_hook: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def after_latent_update(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` itself unless a :func:`latent_hook` is installed, then what it makes of ``z``."""
+        return z if self.latent_hook is None else self.latent_hook(z)
 
     def initial_states(self, batch_size: int, seq_len: int, dtype: torch.dtype) -> States:
         """The reset value of each state, broadcast to the batch."""
@@ -54,6 +64,17 @@ class Recursion(nn.Module):
     def readout(self, y: torch.Tensor | None, z: torch.Tensor | None) -> torch.Tensor:
         """The state the output and halting heads read."""
         raise NotImplementedError
+
+
+@contextmanager
+def latent_hook(recursion: Recursion, hook: Callable[[torch.Tensor], torch.Tensor] | None) -> Iterator[None]:
+    """Install ``hook`` on the latent after every update inside ``recursion`` for the ``with`` block."""
+    previous = recursion.latent_hook
+    recursion.latent_hook = hook
+    try:
+        yield
+    finally:
+        recursion.latent_hook = previous
 
 
 def init_state(*shape: int) -> nn.Buffer:

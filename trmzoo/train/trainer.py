@@ -39,7 +39,7 @@ from trmzoo.data.format import (
 from trmzoo.data.loader import Augment, TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
 from trmzoo.evaluation import check_evaluator_options, evaluate
-from trmzoo.factory import build_model, create_task, resolve_model_config
+from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
 from trmzoo.recipe import dump_recipe, validate_recipe
 from trmzoo.files import check_output_dir, replace_dir
 from trmzoo.run import (
@@ -91,6 +91,9 @@ class Trainer:
         self.dist = D.init_distributed(self.device)
         self.task = create_task(recipe.task)
         check_evaluator_options(self.task, recipe.eval.evaluator_options, "eval.evaluator_options")
+        options = {**recipe.eval.strategy_options, **({"early_exit": True} if recipe.eval.early_exit else {})}
+        self.strategy = make_strategy(recipe.eval.strategy, options, task=self.task,
+                                      source="eval.strategy_options")  # refused before any training
         if self.dist.is_main:
             prepare_data(recipe, self.task, progress=progress)
         D.barrier(self.dist)
@@ -408,8 +411,9 @@ class Trainer:
                 metrics = evaluate(
                     self.model, self.data_dir, self.task,
                     batch_size=cfg.batch_size or self.recipe.train.global_batch_size,
-                    early_exit=cfg.early_exit, max_puzzles=cfg.max_puzzles, evaluator_options=cfg.evaluator_options,
+                    max_puzzles=cfg.max_puzzles, evaluator_options=cfg.evaluator_options,
                     submission=self.run_dir / SUBMISSION_FILE, progress=self.progress, dist=self.dist,
+                    strategy=self.strategy,
                 )
         finally:
             if use_ema:
