@@ -99,8 +99,8 @@ def evaluate(
     ``strategy`` names a registered inference strategy (or is a built one), ``strategy_options`` its
     options; the default is the plain rollout (``early_exit`` is its option).
     Returns the evaluator's metrics plus ``mean_steps`` (supervision steps behind each answer),
-    what the strategy spent over the whole evaluation, padding rows of the last batch included:
-    ``sample_steps`` (supervision steps summed over every row it ran) and ``network_rows`` (rows the
+    what the strategy spent over the whole evaluation (a padded batch's cost shared out over its rows,
+    the padding's share left out): ``sample_steps`` (supervision steps summed over every row it ran) and ``network_rows`` (rows the
     recursion's networks processed, counted by forward hooks), and ``uses_verify`` (1.0 when the
     strategy consulted the task's verify check).
     Under torchrun (``dist``) each process runs its slice of every batch; the slices go to
@@ -136,7 +136,8 @@ def evaluate(
                 {k: v[:real].cpu().numpy() for k, v in batch.items()},
                 answers.preds[:real].cpu().numpy(), answers.q_halt[:real].float().cpu().numpy(),
                 answers.steps[:real].cpu().numpy(),
-                (answers.sample_steps, sum(network_rows)),  # padding rows included: the work done
+                # what the batch cost, its padding rows' share left out (exact where every row runs alike)
+                (answers.sample_steps * real / len(answers.steps), sum(network_rows) * real / len(answers.steps)),
             )
             network_rows.clear()
             for numpy_batch, preds, q_halt, steps, cost in gather_to_main(part, dist) or []:
