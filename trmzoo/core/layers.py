@@ -43,7 +43,8 @@ class CastedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self._cast: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (master view, its version, cast copy)
 
-    def _weight(self, dtype: torch.dtype) -> torch.Tensor:
+    def cast_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The weight in ``dtype`` (for callers that multiply by it themselves, weight on the left)."""
         w = self.weight
         if w.dtype == dtype or (torch.is_grad_enabled() and w.requires_grad) or torch.compiler.is_compiling():
             return w.to(dtype)
@@ -55,7 +56,7 @@ class CastedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.bias.to(x.dtype) if self.bias is not None else None
-        return F.linear(x, self._weight(x.dtype), bias)
+        return F.linear(x, self.cast_weight(x.dtype), bias)
 
 
 class CastedEmbedding(nn.Module):
