@@ -303,6 +303,11 @@ WEIGHT_CASES = {
 }
 for wid, (make, words) in WEIGHT_CASES.items():
     add("weights", wid, lambda c, m=make, wd=words: (m(c), ["solve", c.t / "w", "#####"], wd)[1:])
+add("weights", "task-of-another-size", lambda c: (
+    c.copy(c.w.sudoku, "s9"), (c.t / "s9" / "config.json").write_text(
+        (c.w.sudoku / "config.json").read_text().replace('"box_rows": 2', '"box_rows": 3').replace(
+            '"box_cols": 2', '"box_cols": 3')),
+    ["solve", c.t / "s9", "." * 81], ["81 cells", "the model reads 16"])[2:])
 add("weights", "no-such-folder", lambda c: (["solve", c.t / "gone", "x"], ["gone", "no such model folder"]))
 add("weights", "an-empty-folder", lambda c: ((c.t / "e").mkdir(), ["solve", c.t / "e", "x"], ["no config.json"])[1:])
 
@@ -570,6 +575,21 @@ def test_a_full_or_read_only_disk_while_saving_weights_names_the_path(code, word
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     message = error_message(result.output)
     assert "model.safetensors" in message and words in message and len(message.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no half folder, no temporary file
+
+
+def test_a_full_disk_while_checkpointing_names_the_checkpoint_and_leaves_no_partial_file(world, tmp_path, monkeypatch):
+    import torch
+
+    def fail(obj, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(torch, "save", fail)
+    result = invoke("train", RECIPE, "--out", tmp_path / "run", *small(world.data), "--quiet")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    message = error_message(result.output)
+    assert str(tmp_path / "run" / "resume.pt") in message and "no space left" in message, message
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
 # -- the boundary itself -------------------------------------------------------------------------------
@@ -608,3 +628,21 @@ def test_a_plugin_whose_hook_raises_at_registration_is_isolated_like_one_failing
     result = invoke("plugins")
     assert result.exit_code == 0 and "zoo_test_raising: NOT LOADED (register_models raised RuntimeError" in result.output
     assert invoke("train", RECIPE, "--dry-run").exit_code == 0
+
+
+def test_a_plugin_whose_commands_hook_raises_is_isolated_and_the_cli_runs(fresh, site):
+    from plugin_site import install_dist
+    from trmzoo.cli import _add_plugin_commands
+    from trmzoo.plugins import plugin_failures
+
+    install_dist(site, "zoo-test-badcmd", "zoo_test_badcmd", """
+        from trmzoo import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            raise KeyError("no such group")
+    """)
+    with pytest.warns(UserWarning, match="zoo_test_badcmd.*register_commands raised KeyError"):
+        _add_plugin_commands()
+    assert "register_commands raised KeyError" in plugin_failures()["zoo_test_badcmd"]
+    assert invoke("list").exit_code == 0

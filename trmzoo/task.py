@@ -62,6 +62,19 @@ def quote(text: str, limit: int = 40) -> str:
     return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
 
 
+def check_puzzle_fits(model: RecursiveModel, puzzle: Puzzle) -> None:
+    """Refuse a puzzle the model cannot read: another length, a token outside its vocabulary or a puzzle
+    id outside its embedding table (a task built with other options than the model's)."""
+    tokens, config = np.asarray(puzzle.inputs), model.config
+    if tokens.shape != (config.seq_len,):
+        raise PuzzleError(f"puzzle: {tokens.size} cells, the model reads {config.seq_len}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= config.vocab_size):
+        raise PuzzleError(f"puzzle: token {int(tokens.max())} outside the model's vocabulary of {config.vocab_size}")
+    if not 0 <= puzzle.puzzle_identifier < config.num_puzzle_identifiers:
+        raise PuzzleError(f"puzzle: puzzle id {puzzle.puzzle_identifier} outside the model's embedding table of "
+                          f"{config.num_puzzle_identifiers} rows")
+
+
 class TaskConfig(Config):
     """Base of a task's recipe section: its build options."""
 
@@ -254,6 +267,7 @@ class Task:
         tasks that vote over augmentations override this. A ``strategy`` (a
         ``trmzoo.strategy.Strategy`` other than the plain rollout) gives the answer instead, without a trace."""
         model.eval()
+        check_puzzle_fits(model, puzzle)
         inputs = torch.as_tensor(np.asarray(puzzle.inputs), dtype=torch.int32, device=model.device)[None]
         batch = {
             "inputs": inputs,

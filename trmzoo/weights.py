@@ -47,8 +47,14 @@ def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it over ``path``,
     so a reader or a killed writer never leaves half a file under the real name."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (str(tmp), tmp):
+            exc.filename = str(path)  # the user knows the real name, not the temporary one
+        raise
 
 
 def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

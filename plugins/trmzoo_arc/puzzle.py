@@ -125,6 +125,8 @@ def solve_puzzle(model, puzzle: Puzzle, *, early_exit: bool = False, max_augment
             "fine-tune on this task first (--init-from MODEL with train.freeze_weights=true)"
         )
     if max_augmentations is not None:
+        if max_augmentations < 0:
+            raise PuzzleError(f"max_augmentations {max_augmentations}: give 0 or more (0: the original only)")
         versions = versions[: 1 + max_augmentations]
 
     tests = puzzle.info["test"]
