@@ -10,6 +10,7 @@ Usage::
     hub.add_file("org/name", "config.json", b"{}")    # a model repo, branch main
     hub.add_file("org/data", "train.csv", data, repo_type="dataset")
     hub.add_folder("org/other", some_dir)             # every file under some_dir
+    hub.add_files("org/x", {"a/b": data}, sha=SHA40)  # one commit of several files, a pinned sha
     hub.url                                           # http://127.0.0.1:PORT
     hub.commits                                       # uploads received: list of dicts
     hub.files("org/name")                             # {path: bytes} at the head of main
@@ -55,10 +56,10 @@ class _Repo:
     gated: bool = False
     truncated: dict[str, int] = field(default_factory=dict)
 
-    def commit(self, branch: str, files: dict[str, bytes], deleted: tuple[str, ...] = ()) -> str:
+    def commit(self, branch: str, files: dict[str, bytes], deleted: tuple[str, ...] = (), sha: str | None = None) -> str:
         parent = self.snapshots.get(self.branches.get(branch, ""), {})
         snapshot = {**{k: v for k, v in parent.items() if k not in deleted}, **files}
-        sha = hashlib.sha1(f"{len(self.snapshots)}:{sorted(snapshot)}:{branch}".encode()).hexdigest()
+        sha = sha or hashlib.sha1(f"{len(self.snapshots)}:{sorted(snapshot)}:{branch}".encode()).hexdigest()
         self.snapshots[sha] = snapshot
         self.branches[branch] = sha
         return sha
@@ -116,8 +117,14 @@ class FakeHub:
         """Commit every file under ``folder`` in one commit; returns its sha."""
         folder = Path(folder)
         files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        return self.add_files(repo_id, files, repo_type=repo_type, revision=revision)
+
+    def add_files(self, repo_id: str, files: dict[str, bytes], *, repo_type: str = "model", revision: str = "main",
+                  sha: str | None = None) -> str:
+        """Commit ``files`` (path -> bytes) in one commit, under the 40-hex ``sha`` when given (a
+        published repository's pinned commit); returns the commit's sha."""
         with self._lock:
-            return self._repo(repo_id, repo_type).commit(revision, files)
+            return self._repo(repo_id, repo_type).commit(revision, {k: bytes(v) for k, v in files.items()}, sha=sha)
 
     def head(self, repo_id: str, *, repo_type: str = "model", revision: str = "main") -> str:
         return self.repos[(repo_type, repo_id)].branches[revision]

@@ -269,14 +269,17 @@ def test_registered_pretrained_entries_fit_their_models():
             if key in weights.expected and key in recursion:
                 assert weights.expected[key] == recursion[key], (name, key)
         if weights.format == "official":
-            assert weights.config_file, name
-        assert weights.license and weights.task, name
+            assert weights.config_file or weights.settings, name
+        assert weights.license and weights.task and weights.score_source, name
+        assert weights.data_build or weights.eval_refusal, name  # `trmzoo eval` names the build it needs
+        assert "*" not in weights.file or "not in trmzoo's sources" in weights.notes or "file names" in weights.notes, \
+            name  # a pattern only where the file names are not known, saying so
 
 
 def test_hrm_arc_entry_loads_but_refuses_evaluation():
     model_entry, weights = get_registry().pretrained["hrm-arc2-27m"]
     provenance = hub.entry_provenance(model_entry, weights, Provenance())
-    assert provenance.task == {"name": "arc"} and "does not reproduce" in provenance.eval_refusal
+    assert provenance.task == {"name": "arc"} and "cannot be rebuilt" in provenance.eval_refusal
 
 
 def test_push_and_info_commands(fake_hub, tmp_path):
@@ -292,6 +295,13 @@ def test_push_and_info_commands(fake_hub, tmp_path):
     result = CliRunner().invoke(cli, ["info", "trm-arc-7m"])
     assert result.exit_code == 0 and "arcprize/trm_arc_prize_verification" in result.output
     assert "H_cycles=3, L_cycles=4" in result.output
+    result = CliRunner().invoke(cli, ["list", "--pretrained"])
+    row = next(line for line in result.output.splitlines() if line.startswith("trm_sudoku_mlp.sudoku_extreme_cgar "))
+    assert "86.02%" in row and "not checked" in row and row.endswith("20.1 MB")
+    result = CliRunner().invoke(cli, ["info", "trm_sudoku_mlp.sudoku_extreme_bigr"])
+    for shown in ("andrw3000/bigr-checkpoints", "sudoku_extreme/checkpoints/last.ckpt", "nano-trm-sudoku", "74 MB",
+                  "cc-by-4.0", "protocol", "trmzoo data build sudoku --source hub", "trmzoo eval"):
+        assert shown in result.output, shown
     result = CliRunner().invoke(cli, ["info", "trm_sudoku_mlp"])
     assert "5,028,866" in result.output  # the official count, puzzle table excluded
     result = CliRunner().invoke(cli, ["push", str(tmp_path / "nowhere"), "me/cli"])
@@ -313,3 +323,25 @@ def test_the_card_renderer_is_pure_and_takes_more_front_matter():
     assert card.data.library_name == "trmzoo" and card.data.base_model == "org/base"
     assert card.data.eval_results[0].metric_value == 0.87 and card.data.tags[-2:] == ["sudoku", "trm_sudoku_mlp"]
     assert "network (learned parameters): 5,028,866" in text and 'trmzoo.load("hf-hub:me/trm")' in text
+
+
+def test_a_pushed_card_parses_with_huggingface_hub_and_holds_the_model_index(fake_hub, tmp_path):
+    from huggingface_hub import ModelCard
+
+    run = tmp_path / "run"
+    trmzoo.save_pretrained(tiny_model(9), run / "weights")
+    (run / "metrics.jsonl").write_text(json.dumps(
+        {"step": 12, "eval/exact_accuracy": 0.5, "eval/token_accuracy": 0.75, "eval/count": 4.0}) + "\n")
+    trmzoo.push_to_hub(run, "me/indexed")
+    text = fake_hub.commits[-1]["files"]["README.md"].decode()
+    data = ModelCard(text).data
+    assert data.library_name == "trmzoo" and data.pipeline_tag == "other" and data.license == "mit"
+    assert {"tiny-recursive-model", "sudoku"} <= set(data.tags) and data.datasets == ["sapientinc/sudoku-extreme"]
+    assert data.base_model is None  # trained here, not converted
+    scores = {result.metric_type: result for result in data.eval_results}
+    assert set(scores) == {"exact_accuracy", "token_accuracy"}  # scores, not counts
+    exact = scores["exact_accuracy"]
+    assert exact.metric_value == 0.5 and exact.dataset_type == "sapientinc/sudoku-extreme"
+    assert exact.dataset_split == "test" and exact.dataset_revision == "sha256:0"
+    index = yaml.safe_load(text.split("---")[1])["model-index"]
+    assert index[0]["name"] == "indexed" and index[0]["results"][0]["metrics"][0]["value"] == 0.5

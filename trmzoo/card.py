@@ -3,14 +3,15 @@
 It reads nothing from disk and builds no model: the caller passes the weight folder's
 config (as written to config.json) and the parameter counts of the model it holds.
 The front matter is huggingface_hub's ``ModelCardData``, so the Hub indexes the
-library, license, tags and datasets.
+library, license, tags, datasets, base model and, from the last evaluation, the
+model-index that shows the score on the model's page.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 CARD_FILE = "README.md"
 HUB_PREFIX = "hf-hub:"
@@ -24,20 +25,46 @@ TRM_CITATION = """@article{jolicoeur2025trm,
 
 TASK_DATASETS = {"sudoku": ["sapientinc/sudoku-extreme"], "maze": ["sapientinc/maze-30x30-hard-1k"]}
 """Hub datasets of the tasks' published benchmarks, for the card's ``datasets`` field."""
+PIPELINE_TAG = "other"  # the Hub has no pipeline for puzzle solving
+SCORES = ("accuracy", "pass@")
+"""Metrics the model-index reports: the scores (not counts or step means)."""
 
 
-def card_data(config: Mapping[str, Any], *, license: str | None = None,
-              fields: Mapping[str, Any] | None = None) -> ModelCardData:
-    """The YAML front matter: library, license (an SPDX id, or ``other`` for free text), tags and datasets,
-    plus any other ``ModelCardData`` ``fields`` (``base_model``, ``pipeline_tag``, ``eval_results`` with
-    ``model_name`` for the Hub's model-index, ...)."""
+def eval_results(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[EvalResult]:
+    """The Hub's model-index entries for a run's last evaluation (``eval/`` keys): each score on the test
+    split of the task's dataset, with the data build's fingerprint as its revision."""
+    task_name = _task_name(config) or "unknown"
+    dataset = (TASK_DATASETS.get(task_name) or [task_name])[0]
+    build = (config.get("data") or {}).get("build_fingerprint")
+    results = []
+    for key, value in metrics.items():
+        name = key.removeprefix("eval/")
+        if key.startswith("eval/") and isinstance(value, (int, float)) and any(s in name for s in SCORES):
+            results.append(EvalResult(
+                task_type="other", task_name=f"{task_name} solving", dataset_type=dataset,
+                dataset_name=f"{dataset} test split", dataset_split="test", dataset_revision=build,
+                metric_type=name, metric_name=name, metric_value=float(value)))
+    return results
+
+
+def card_data(config: Mapping[str, Any], *, license: str | None = None, repo_id: str | None = None,
+              metrics: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> ModelCardData:
+    """The YAML front matter: library, ``pipeline_tag``, license (an SPDX id, or ``other`` for free text),
+    tags (tiny-recursive-model, the task), datasets, ``base_model`` (the repository converted or fine-tuned
+    weights come from), and a model-index of the run's last evaluation (``metrics``), plus any other
+    ``ModelCardData`` ``fields``, which win."""
     license = license or config.get("license") or "mit"
     task_name = _task_name(config)
     architecture = config.get("architecture") or "custom"
     tags = ["trmzoo", "tiny-recursive-model", "recursive-reasoning"] + [t for t in (task_name, architecture) if t]
-    spdx = "other" if " " in license else license.lower()  # free text ("see model card") is not an identifier
+    spdx = "other" if " " in license else license.lower()  # free text ("not stated") is not an identifier
+    source = (config.get("source") or {}).get("repo")
+    results = eval_results(config, metrics or {})
+    extra: dict[str, Any] = {"pipeline_tag": PIPELINE_TAG, "base_model": source if source != repo_id else None}
+    if results:
+        extra.update(eval_results=results, model_name=(repo_id or architecture).split("/")[-1])
     return ModelCardData(library_name="trmzoo", license=spdx, tags=tags, datasets=TASK_DATASETS.get(task_name) or None,
-                         **dict(fields or {}))
+                         **{**extra, **dict(fields or {})})
 
 
 def render_card(config: Mapping[str, Any], *, network_params: int, table_params: int, repo_id: str | None = None,
@@ -81,7 +108,7 @@ def render_card(config: Mapping[str, Any], *, network_params: int, table_params:
              f"- total: {network_params + table_params:,}", "",
              "## License", "", f"{license}", "",
              "## Citation", "", "```bibtex", TRM_CITATION, "```", ""]
-    front = card_data(config, license=license, fields=card_fields).to_yaml()
+    front = card_data(config, license=license, repo_id=repo_id, metrics=metrics, fields=card_fields).to_yaml()
     card = ModelCard(f"---\n{front}\n---\n\n" + "\n".join(body))
     return str(card)
 

@@ -213,15 +213,20 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, strategy_options, submission,
                  batch_size, device, as_json):
-    """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split."""
+    """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split; a pretrained name
+    needs --data DIR, the data build `trmzoo info NAME` names."""
     from trmzoo.api import load
     from trmzoo.factory import task_of
     from trmzoo.evaluation import check_evaluator_options, evaluate
     from trmzoo.distributed import local_device
     from trmzoo.recipe import recipe_cls
+    from trmzoo.registry import get_registry
     from trmzoo.run import RECIPE_FILE
     from trmzoo.yamlio import read_yaml
 
+    published = get_registry().pretrained.get(model) if not Path(model).exists() else None
+    if published is not None:  # before a download of up to gigabytes: is there data to evaluate it on?
+        _check_data_for(model, published[1], data_dir)
     loaded = load(model)
     loaded.to(local_device(device, source="--device"))
     task = task_of(loaded)
@@ -263,6 +268,21 @@ def _key_values(pairs: tuple[str, ...], flag: str) -> dict:
 def _strategy_words(name: str, uses_verify: float) -> str:
     note = " (uses the task's verify check: knowledge of the rules a pure model does not have)"
     return name + (note if uses_verify else "")
+
+
+def _check_data_for(name: str, weights, data_dir: str | None) -> None:
+    """A published checkpoint is evaluated on the data build its puzzle table and vocabulary fit: name
+    that build when ``--data`` is missing or is no dataset (check_data_compatible compares the rest)."""
+    from trmzoo.data.format import is_dataset_dir
+    from trmzoo.errors import DataError
+
+    if weights.eval_refusal:
+        raise DataError(f"{name}: evaluation refused: {weights.eval_refusal}")
+    needs = weights.data_build or f"a {weights.task} dataset"
+    if data_dir is None:
+        raise TrmzooError(f"trmzoo eval {name}: give --data DIR, the data it is evaluated on: {needs}")
+    if not Path(data_dir).is_dir() or not is_dataset_dir(data_dir):
+        raise DataError(f"{data_dir}: no built dataset there; {name} needs: {needs}")
 
 
 @cli.command()
@@ -328,12 +348,20 @@ def list_command(pattern, pretrained, as_json):
     for name in names:
         if pretrained:
             entry, weights = reg.pretrained[name]
-            rows.append({"name": name, "architecture": entry.name, "hub": weights.hub_repo, "score": weights.score})
+            rows.append({"name": name, "architecture": entry.name, "score": weights.score or "-",
+                         "license": weights.license, "size": weights.size or "-", "hub": weights.hub_repo,
+                         "revision": weights.revision, "file": weights.file, "protocol": weights.protocol})
         else:
             entry = reg.model[name]
             rows.append({"name": name, "plugin": entry.plugin, "description": entry.description})
     if as_json:
         return _echo_json(rows)
+    if pretrained:  # a table: name, score, license, size (trmzoo info NAME shows the rest)
+        table = [("name", "score", "license", "size")] + [(r["name"], r["score"], r["license"], r["size"]) for r in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(3)]
+        for line in table:
+            click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[3])
+        return
     for row in rows:
         click.echo("  ".join(str(v) for v in row.values()))
 
@@ -522,15 +550,18 @@ def _describe(name: str) -> str:
     registry = get_registry()
     if name in registry.pretrained:
         model_entry, weights = registry.pretrained[name]
+        settings = f"in the entry (no all_config.yaml): {json.dumps(weights.settings)}" if weights.settings else ""
+        evaluate = f"refused: {weights.eval_refusal}" if weights.eval_refusal else \
+            f"trmzoo eval {name} --data DIR, DIR being the data build above"
         rows = [
             ("weights", f"{model_entry.name}.{weights.name}"), ("aliases", ", ".join(weights.aliases)),
             ("model", model_entry.name), ("source", f"{HUB_PREFIX}{weights.hub_repo}@{weights.revision}"),
-            ("file", weights.file), ("config", weights.config_file or ""), ("format", weights.format),
-            ("task", weights.task or ""),
+            ("file", weights.file), ("size", weights.size), ("config", weights.config_file or settings),
+            ("format", weights.format), ("task", weights.task or ""),
             ("trained", ", ".join(f"{k}={v}" for k, v in weights.expected.items())),
             ("score", f"{weights.score} ({weights.score_source})" if weights.score else weights.score_source),
-            ("license", weights.license), ("data", weights.data_build), ("notes", weights.notes),
-            ("evaluation", f"refused: {weights.eval_refusal}" if weights.eval_refusal else ""),
+            ("protocol", weights.protocol), ("license", weights.license), ("data", weights.data_build),
+            ("evaluate", evaluate), ("notes", weights.notes),
         ]
         return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
     entry = lookup("model", name)

@@ -46,3 +46,7 @@ def os_error_message(exc: OSError) -> str:
     if where is None:
         return f"{reason} ({exc})" if str(exc) and str(exc) != reason else reason
     return f"{where}: {reason}"
+
+
+class LicenseWarning(UserWarning):
+    """Published weights whose repository states no license (or whose license trmzoo could not check)."""

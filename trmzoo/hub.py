@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import tempfile
+import warnings
 import zipfile
 from contextlib import contextmanager
 from functools import partial
@@ -30,9 +31,9 @@ from trmzoo.convert import load_checkpoint
 from trmzoo.core.model import RecursiveModel
 from trmzoo.core.provenance import Provenance, SourceProvenance
 from trmzoo.data.format import IDENTIFIERS_FILE
-from trmzoo.errors import CheckpointError, HubError
+from trmzoo.errors import CheckpointError, HubError, LicenseWarning
 from trmzoo.factory import entry_config
-from trmzoo.registry import ModelEntry, PretrainedEntry, get_registry
+from trmzoo.registry import LICENSE_NOT_CHECKED, LICENSE_NOT_STATED, ModelEntry, PretrainedEntry, get_registry
 from trmzoo.run import RECIPE_FILE, WEIGHTS_DIR, is_run_dir, last_evaluation
 from trmzoo.version import __version__
 from trmzoo.weights import (
@@ -238,7 +239,19 @@ def load_entry(model_entry: ModelEntry, weights: PretrainedEntry, *, revision: s
         else:
             model = _load_converted(model_entry, weights, sha, files, filename, token, force_download)
     model.provenance = entry_provenance(model_entry, weights, model.provenance)
+    _warn_license(f"{model_entry.name}.{weights.name}", weights)
     return model
+
+
+def _warn_license(name: str, weights: PretrainedEntry) -> None:
+    """Say so when the weights come without a license anyone could check."""
+    page = f"{constants.ENDPOINT}/{weights.hub_repo}"
+    if weights.license == LICENSE_NOT_STATED:
+        warnings.warn(f"{name}: {weights.hub_repo} states no license, so using or sharing these weights may not be "
+                      f"permitted; ask the uploader ({page})", LicenseWarning, stacklevel=3)
+    elif weights.license == LICENSE_NOT_CHECKED:
+        warnings.warn(f"{name}: trmzoo could not check the license of {weights.hub_repo}; read {page} before using "
+                      "or sharing these weights", LicenseWarning, stacklevel=3)
 
 
 def _load_converted(model_entry: ModelEntry, weights: PretrainedEntry, sha: str, files: list[str], filename: str,
@@ -249,8 +262,9 @@ def _load_converted(model_entry: ModelEntry, weights: PretrainedEntry, sha: str,
     if (target / CONFIG_FILE).exists() and not force_download:
         return load_pretrained_dir(target)
     official = weights.format == "official"
-    if official and not weights.config_file:
-        raise HubError(f"{model_entry.name}.{weights.name}: an official checkpoint needs its all_config.yaml")
+    if official and not (weights.config_file or weights.settings):
+        raise HubError(f"{model_entry.name}.{weights.name}: an official checkpoint needs its all_config.yaml "
+                       "(or the entry's settings)")
     config_path = None
     if weights.config_file:
         config_name = _resolve(weights.config_file, files, repo_id, near=filename)
@@ -259,7 +273,8 @@ def _load_converted(model_entry: ModelEntry, weights: PretrainedEntry, sha: str,
     _verify(checkpoint, repo_id, filename)
     sizes = entry_config(model_entry)
     model = load_checkpoint(checkpoint, config_path, converter=None if official else weights.format,
-                            vocab_size=sizes.get("vocab_size"), seq_len=sizes.get("seq_len"), expected=weights.expected)
+                            vocab_size=sizes.get("vocab_size"), seq_len=sizes.get("seq_len"), expected=weights.expected,
+                            settings=weights.settings if official and not config_path else None)
     model.provenance = entry_provenance(model_entry, weights, model.provenance)
     model.provenance.source = model.provenance.source.model_copy(update={"repo": repo_id, "revision": sha,
                                                                          "file": filename})

@@ -28,6 +28,12 @@ class Component:
     plugin: str
 
 
+LICENSE_NOT_STATED = "not stated"
+"""A ``PretrainedEntry.license`` for a Hub repository that sets no license (loading warns)."""
+LICENSE_NOT_CHECKED = "not checked"
+"""A ``PretrainedEntry.license`` for a repository whose license trmzoo's sources do not show (loading warns)."""
+
+
 @dataclass(frozen=True)
 class PretrainedEntry:
     """Published weights for a named model, with what a model card needs to say about them."""
@@ -39,14 +45,22 @@ class PretrainedEntry:
     """``trmzoo`` (safetensors + config.json), ``official`` (an official run's ``step_N`` file, converted
     by the converter its all_config.yaml names), or the name of a registered converter that reads the file."""
     revision: str = "main"
+    """A branch, tag or the 40-hex commit the entry was checked against."""
     config_file: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    """For an official checkpoint whose repository holds no all_config.yaml: its ``arch`` section."""
     task: str | None = None
     expected: dict[str, Any] = field(default_factory=dict)
     """Settings the weights were trained with that leave no trace in them (e.g. ``{"H_cycles": 3,
     "L_cycles": 4}``), compared with the checkpoint's config on conversion."""
     score: str = ""
     score_source: str = ""
-    license: str = "unknown"
+    protocol: str = ""
+    """How the score was measured: which test set, pass@k, supervision steps."""
+    license: str = LICENSE_NOT_CHECKED
+    """As the repository states it (an SPDX id), or :data:`LICENSE_NOT_STATED` / :data:`LICENSE_NOT_CHECKED`."""
+    size: str = ""
+    """The checkpoint file's size where known (e.g. ``"1,822,205,258 B"``)."""
     notes: str = ""
     aliases: tuple[str, ...] = ()
     data_build: str = ""  # how to build the data whose puzzle table these weights expect

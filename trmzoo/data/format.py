@@ -242,10 +242,11 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
         raise DataError(f"{name}: {provenance.eval_refusal}")
     data_dir = Path(data_dir)
     how = provenance.data.build or "rebuild it with the recipe the model was trained with"
+    needs = f"; {name} needs: {provenance.data.build}" if provenance.data.build else ""
     found = [data_dir / split / "dataset.json" for split in ("test", "train")]
     meta_path = next((path for path in found if path.exists()), None)
     if meta_path is None:
-        raise DataError(f"{data_dir}: no test/dataset.json or train/dataset.json; not a built dataset")
+        raise DataError(f"{data_dir}: no test/dataset.json or train/dataset.json; not a built dataset{needs}")
     task = (provenance.task or {}).get("name")
     if task:
         check_dataset_task(data_dir, task, f"task of {name}")
@@ -254,7 +255,7 @@ def check_data_compatible(model: RecursiveModel, data_dir: str | Path) -> None:
     for field in ("vocab_size", "seq_len"):
         if getattr(data, field) != getattr(config, field):
             raise DataError(f"{meta_path}: {field} {getattr(data, field)} does not match the model's "
-                            f"{getattr(config, field)}")
+                            f"{getattr(config, field)}{needs}")
     if model.puzzle_emb is None:
         return
     if data.num_puzzle_identifiers > config.num_puzzle_identifiers:
