@@ -54,7 +54,8 @@ def test_builtins_are_discovered_through_installed_entry_points(fresh):
     assert rows["direct"]["contributes"]["recursion"] == ["direct"]  # each family registers its own
     assert set(rows["trm"]["contributes"]["converter"]) == {"recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1",
                                                          "recursive_reasoning.trm_singlez@TinyRecursiveReasoningModel_ACTV1",
-                                                         "recursive_reasoning.trm_hier6@TinyRecursiveReasoningModel_ACTV1"}
+                                                         "recursive_reasoning.trm_hier6@TinyRecursiveReasoningModel_ACTV1",
+                                                         "nano-trm", "nano-trm-sudoku", "cgar"}
 
 
 def test_third_party_dist_info_is_discovered_and_its_config_validated(fresh, site):
