@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import trmzoo_mlp
 
 from trmzoo.core.backbone import Block
 from trmzoo.core.model import Carry
@@ -219,9 +220,11 @@ def _transposed_token_mixer(mixer, h: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_mlp_token_mixer_computes_the_transposed_form(dtype):
-    """The mixer multiplies by its weights from the left instead of transposing; in fp32 the output
-    and every gradient are bit-identical to the transposed form, in bf16 close to it."""
+@pytest.mark.parametrize("slice_samples", [1, 2, 100])
+def test_mlp_token_mixer_computes_the_transposed_form(dtype, slice_samples, monkeypatch):
+    """The mixer multiplies by its weights from the left instead of transposing, a few samples at a
+    time; in fp32 the output and every gradient are bit-identical to the transposed form, in bf16 close."""
+    monkeypatch.setattr(trmzoo_mlp, "SLICE_TOKENS", slice_samples * (SEQ + PREFIX))
     mixer = _model(MLP).recursion.net.layers[0].mixer
     h = torch.randn(5, SEQ + PREFIX, HIDDEN, generator=torch.Generator().manual_seed(2)).to(dtype)
     upstream = torch.randn(h.shape, generator=torch.Generator().manual_seed(3)).to(dtype)
@@ -231,12 +234,16 @@ def test_mlp_token_mixer_computes_the_transposed_form(dtype):
         x = h.clone().requires_grad_(True)
         out = fn(x)
         out.backward(upstream)
-        results.append((out, x.grad, mixer.gate_up_proj.weight.grad, mixer.down_proj.weight.grad))
-    for name, ours, theirs in zip(("output", "input grad", "gate_up grad", "down grad"), *results):
+        with torch.no_grad():
+            without_grad = fn(h)
+        results.append((out, without_grad, x.grad, mixer.gate_up_proj.weight.grad, mixer.down_proj.weight.grad))
+    names = ("output", "output without grad", "input grad", "gate_up grad", "down grad")
+    for name, ours, theirs in zip(names, *results):
         if dtype == torch.float32:
             assert torch.equal(ours, theirs), name
         else:
             torch.testing.assert_close(ours.float(), theirs.float(), atol=2e-2 * theirs.float().abs().max().item(), rtol=0)
+
 
 # -- embedding ---------------------------------------------------------------------------------
 def test_embedding_scale_and_zero_prefix_slots():

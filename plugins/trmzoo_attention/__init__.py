@@ -49,12 +49,13 @@ class SelfAttention(nn.Module):
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Non-causal attention over [B, H, L, Dh]. On CPU in bf16, PyTorch's fused kernel is 3-4x slower
-    than two batched matmuls with an fp32 softmax (measured in docs/performance.md), so those are
-    used there; everywhere else (fp32, CUDA) the fused kernel, as the official code."""
-    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
+    """Non-causal attention over [B, H, L, Dh]: PyTorch's fused kernel, as the official code, except
+    where a CPU bf16 step takes gradients: there the fused kernel's backward is slow (docs/performance.md)
+    and two batched matmuls with fp32 scores and softmax are used. The scores must be fp32: rounded to
+    bf16 before the softmax they put errors of 25% of the logits' scale into one Sudoku supervision step."""
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16 or not (torch.is_grad_enabled() and q.requires_grad):
         return F.scaled_dot_product_attention(q, k, v)
-    scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)
+    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)
     return torch.matmul(scores.softmax(dim=-1).to(v.dtype), v)
 
 

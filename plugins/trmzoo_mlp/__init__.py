@@ -24,6 +24,9 @@ from trmzoo.core.backbone import BackboneSpec, build_blocks
 from trmzoo.core.layers import SwiGLU
 
 
+SLICE_TOKENS = 1024
+
+
 class MLPConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["mlp"] = "mlp"
@@ -39,8 +42,16 @@ class TokenMixer(SwiGLU):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         batch, length, dim = h.shape
         columns = h.transpose(0, 1).reshape(length, batch * dim)  # [L, B*D]: one copy, positions as rows
-        gate, up = (self.gate_up_proj.cast_weight(h.dtype) @ columns).chunk(2, dim=0)
-        mixed = self.down_proj.cast_weight(h.dtype) @ (F.silu(gate) * up)
+        gate_up, down = self.gate_up_proj.cast_weight(h.dtype), self.down_proj.cast_weight(h.dtype)
+        # Without gradient, a few samples at a time (about SLICE_TOKENS positions): the [2*inner, samples*D]
+        # intermediate then stays in cache (a bf16 Sudoku evaluation step ran 1.5x faster on a CPU than with
+        # the whole batch). With gradient the whole batch, so each weight gradient is one product (bit-identical).
+        step = batch * dim if torch.is_grad_enabled() else max(1, SLICE_TOKENS // length) * dim
+        mixed = []
+        for start in range(0, batch * dim, step):
+            gate, up = (gate_up @ columns[:, start : start + step]).chunk(2, dim=0)
+            mixed.append(down @ (F.silu(gate) * up))
+        mixed = mixed[0] if len(mixed) == 1 else torch.cat(mixed, dim=1)
         x = (h + mixed.view(length, batch, dim).transpose(0, 1)).float()
         return (x * torch.rsqrt(x.square().mean(1, keepdim=True) + self.eps)).to(h.dtype)
 

@@ -1,0 +1,325 @@
+"""trmzoo against the official TRM code: the same weights, the same batch, one process, interleaved rounds.
+
+For each paper configuration (Sudoku MLP, Sudoku attention, Maze attention, ARC attention;
+widths, depths and recursions of the paper) it builds trmzoo's model, exports its weights
+in the official layout (``trmzoo.convert.to_official``) and loads them into the official
+model classes of a checkout of SamsungSAILMontreal/TinyRecursiveModels. Then, per dtype
+(fp32, bf16) and mode (eager, ``torch.compile``):
+
+1. checks that one evaluation step agrees (logits, q_halt and both states after the first
+   step: fp32 within atol = rtol = 1e-4, bf16 within 2e-2 of the logits' scale);
+2. times, in interleaved rounds after a warm-up (the order of the two sides alternates):
+   * ``train``: one training step as each code base runs it: one supervision step forward,
+     stablemax loss, backward, optimizer step and the sparse puzzle-embedding step;
+   * ``eval``: the 16-step evaluation rollout on one batch (official: ``ACTLossHead``
+     under ``torch.inference_mode`` until every sample halted, as ``pretrain.evaluate``;
+     trmzoo: ``model.rollout``, as ``trmzoo.evaluate``).
+
+The official trainer's AdamATan2 comes from the ``adam_atan2`` package, which needs CUDA.
+This script never imports ``pretrain.py``: where that package imports and the device is a
+GPU it is used on both sides, otherwise ``torch.optim.AdamW`` (same lr, betas and weight
+decay) replaces it on both sides; the output names the optimizer. Nothing is changed in
+trmzoo or the official code. ``torch.compile`` is applied as each code base does it: the
+official ``pretrain.py`` compiles the whole ``ACTLossHead``; trmzoo's ``train.compile``
+compiles the reasoning networks.
+
+The ratio is official seconds / trmzoo seconds (above 1: trmzoo is faster), for the best
+and the median round. The load average (/proc/loadavg) is recorded before and after each
+case. trmzoo's bf16 eager rate is also given as a fraction of the peak matrix-multiply rate
+measured in the same process (FLOPs counted as in ``benchmarks/throughput.py``).
+
+    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels official
+    pip install einops                     # the official model files import it
+    python benchmarks/vs_official.py --official official --batch-scale 0.0104 --threads 1
+
+``--batch-scale`` multiplies the paper's per-GPU batch (Sudoku 768, Maze and ARC 192 =
+768 over 4 GPUs); 0.0104 gives 8 and 2 on a CPU. Writes everything to ``--out`` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import trmzoo
+from trmzoo.convert import to_official
+from trmzoo.core.supervision import supervision_loss
+from trmzoo.train.optim import SparseSignSGD
+
+sys.path.insert(0, str(Path(__file__).parent))
+from throughput import peak_matmul, random_batch, step_flops, synchronize  # noqa: E402
+
+CONFIGS = {  # name -> (trmzoo model, paper per-GPU batch)
+    "sudoku_mlp": ("trm_sudoku_mlp", 768),
+    "sudoku_att": ("trm_sudoku_att", 768),
+    "maze_att": ("trm_maze_att", 192),
+    "arc_att": ("trm_arc_att", 192),
+}
+PUZZLE_IDS = {"arc_att": 1000}  # ARC has one id per augmented puzzle; a small table of them is enough here
+LR, BETAS, WEIGHT_DECAY = 1e-4, (0.9, 0.95), 0.1
+FP32_TOL = 1e-4
+BF16_SCALE_TOL = 2e-2
+
+
+def load_official(path: Path):
+    """The official model-class loader and losses module of the checkout at ``path``."""
+    if not (path / "models" / "recursive_reasoning" / "trm.py").is_file():
+        raise SystemExit(f"--official {path}: not a checkout of TinyRecursiveModels (no models/recursive_reasoning/trm.py)")
+    sys.path.insert(0, str(path.resolve()))
+    try:
+        functions = importlib.import_module("utils.functions")
+        losses = importlib.import_module("models.losses")
+        sparse = importlib.import_module("models.sparse_embedding")
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"the official model files need {exc.name!r}: pip install {exc.name}") from None
+    return functions.load_model_class, losses, sparse
+
+
+def make_optimizer(params, device: torch.device) -> tuple[torch.optim.Optimizer, str]:
+    if device.type == "cuda":
+        try:
+            from adam_atan2 import AdamATan2
+
+            return AdamATan2(params, lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY), "adam_atan2.AdamATan2 (both sides)"
+        except ImportError:
+            pass
+    return (torch.optim.AdamW(params, lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY),
+            "torch.optim.AdamW on both sides (replaces the official adam_atan2.AdamATan2, a CUDA-only package)")
+
+
+class Sides:
+    """One configuration in one dtype and mode: both models, their optimizers, carries and step functions."""
+
+    def __init__(self, name: str, dtype: str, compiled: bool, batch_size: int, device: torch.device, official) -> None:
+        load_model_class, losses, sparse = official
+        model_name, _ = CONFIGS[name]
+        torch.manual_seed(0)
+        self.ours = trmzoo.create_model(model_name, forward_dtype=dtype, num_puzzle_identifiers=PUZZLE_IDS.get(name))
+        self.ours.to(device)
+        with torch.no_grad():  # the official code starts the table at zero; random rows exercise it
+            self.ours.puzzle_emb.weight.normal_()
+        state, arch = to_official(self.ours, prefix="")
+        cfg = self.ours.config
+        settings = {k: v for k, v in arch.items() if k not in ("name", "loss")}
+        self.theirs = load_model_class(arch["name"])({
+            **settings, "vocab_size": cfg.vocab_size, "seq_len": cfg.seq_len,
+            "num_puzzle_identifiers": cfg.num_puzzle_identifiers, "batch_size": batch_size,
+        }).to(device)
+        self.theirs.load_state_dict({k: v.to(device) for k, v in state.items()})
+        self.head = losses.ACTLossHead(self.theirs, loss_type="stablemax_cross_entropy")
+        self.batch = random_batch(self.ours, batch_size, device)
+        self.batch_size = batch_size
+
+        self.our_optim, self.optimizer_name = make_optimizer(list(self.ours.parameters()), device)
+        self.our_sparse = SparseSignSGD(self.ours.puzzle_emb, lr=LR, weight_decay=WEIGHT_DECAY)
+        self.their_optim, _ = make_optimizer(list(self.theirs.parameters()), device)
+        self.their_sparse = sparse.CastedSparseEmbeddingSignSGD_Distributed(
+            self.theirs.puzzle_emb.buffers(), world_size=1, lr=LR, weight_decay=WEIGHT_DECAY)
+        if compiled:
+            self.head = torch.compile(self.head)  # as the official pretrain.py
+            for net in (self.ours.recursion.net, getattr(self.ours.recursion, "y_net", None)):  # as trmzoo's train.compile
+                if net is not None:
+                    net.compile()
+        self.device = device
+        self.our_carry = self.ours.initial_carry(self.batch)
+        self.their_carry = self.their_initial_carry()
+
+    def their_initial_carry(self):
+        with self.device:  # the official carry is made on the default device (pretrain.py sets it)
+            return self.theirs.initial_carry(self.batch)
+
+    # -- the agreement check ------------------------------------------------------------------
+    def agreement(self) -> dict:
+        """One evaluation step of each from its initial carry: the largest differences."""
+        self.ours.eval()
+        self.head.eval()
+        with torch.inference_mode():
+            carry, _, _, outputs, _ = self.head(carry=self.their_initial_carry(), batch=self.batch,
+                                                return_keys=["logits", "q_halt_logits"])
+        with torch.no_grad():
+            _, out = self.ours.step(self.ours.initial_carry(self.batch), self.batch)
+        pairs = {"logits": (out.logits, outputs["logits"]), "q_halt": (out.q_halt, outputs["q_halt_logits"]),
+                 "y (z_H)": (out.y, carry.inner_carry.z_H), "z (z_L)": (out.z, carry.inner_carry.z_L)}
+        report, ok = {}, True
+        scale = outputs["logits"].float().abs().max().item()
+        for key, (a, b) in pairs.items():
+            a, b = a.float(), b.float()
+            diff = (a - b).abs().max().item()
+            if self.ours.dtype == torch.float32:
+                good = bool(torch.allclose(a, b, atol=FP32_TOL, rtol=FP32_TOL))
+            else:
+                good = diff <= BF16_SCALE_TOL * max(scale, b.abs().max().item())
+            report[key] = diff
+            ok &= good
+        report["logits_scale"] = scale
+        report["agree"] = ok
+        return report
+
+    # -- the timed steps ----------------------------------------------------------------------
+    def our_train(self) -> None:
+        self.ours.train()
+        carry, out = self.ours.step(self.our_carry, self.batch)
+        loss, _ = supervision_loss(out, carry.data["labels"], self.ours.halting)
+        (loss / self.batch_size).backward()
+        self.our_optim.step()
+        self.our_optim.zero_grad(set_to_none=True)
+        self.our_sparse.step()
+        self.our_carry = carry
+
+    def their_train(self) -> None:  # pretrain.train_batch without the distributed and logging parts
+        self.head.train()
+        self.their_carry, loss, _, _, _ = self.head(carry=self.their_carry, batch=self.batch, return_keys=[])
+        (loss / self.batch_size).backward()
+        for optim in (self.their_sparse, self.their_optim):
+            optim.step()
+            optim.zero_grad()
+
+    def our_eval(self) -> None:
+        self.ours.eval()
+        self.ours.rollout(self.batch)
+
+    def their_eval(self) -> None:  # pretrain.evaluate's loop for one batch
+        self.head.eval()
+        with torch.inference_mode():
+            carry = self.their_initial_carry()
+            while True:
+                carry, _, _, _, all_finish = self.head(carry=carry, batch=self.batch, return_keys=[])
+                if all_finish:
+                    break
+
+
+def interleaved(fns: dict, rounds: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {side: [] for side in fns}
+    sides = list(fns)
+    for r in range(rounds):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            synchronize(device)
+            start = time.perf_counter()
+            fns[side]()
+            synchronize(device)
+            times[side].append(time.perf_counter() - start)
+    return times
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]] if Path("/proc/loadavg").exists() \
+        else list(os.getloadavg())
+
+
+def summary(times: dict[str, list[float]]) -> dict:
+    theirs, ours = times["official"], times["trmzoo"]
+    return {
+        "official_s": theirs, "trmzoo_s": ours,
+        "ratio_best": min(theirs) / min(ours),
+        "ratio_median": statistics.median(theirs) / statistics.median(ours),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official", required=True, type=Path, help="a checkout of SamsungSAILMontreal/TinyRecursiveModels")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    parser.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
+    parser.add_argument("--phases", nargs="+", default=["train", "eval"], choices=["train", "eval"])
+    parser.add_argument("--batch-scale", type=float, default=1.0,
+                        help="multiply the paper's per-GPU batch (768 Sudoku, 192 Maze/ARC); e.g. 0.0104 on a CPU")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per side and phase")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls per side and phase (compilation happens here)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
+    parser.add_argument("--peak-sizes", nargs="+", type=int, default=[2048, 3072])
+    parser.add_argument("--out", default="vs_official.json")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 on both sides
+    official = load_official(args.official)
+    load_start = loadavg()
+    print(f"load average at start: {load_start}", flush=True)
+    peaks = {}
+    if "bfloat16" in args.dtypes and "eager" in args.modes:
+        peaks["bfloat16"] = [peak_matmul(torch.bfloat16, device, args.peak_sizes, 3)]
+    results, optimizer_name = [], None
+    for name in args.configs:
+        batch_size = max(1, round(CONFIGS[name][1] * args.batch_scale))
+        for dtype in args.dtypes:
+            for mode in args.modes:
+                case = {"config": name, "dtype": dtype, "mode": mode, "batch": batch_size, "load_before": loadavg()}
+                started = time.perf_counter()
+                sides = Sides(name, dtype, mode == "compile", batch_size, device, official)
+                optimizer_name = sides.optimizer_name
+                case["agreement"] = sides.agreement()
+                flops = step_flops(sides.ours, batch_size)
+                for phase in args.phases:
+                    fns = ({"official": sides.their_train, "trmzoo": sides.our_train} if phase == "train"
+                           else {"official": sides.their_eval, "trmzoo": sides.our_eval})
+                    case[phase] = summary(interleaved(fns, args.rounds, args.warmup, device))
+                    steps = 1 if phase == "train" else sides.ours.halting.max_steps
+                    case[phase]["trmzoo_flops"] = flops[phase if phase == "train" else "eval"] * steps
+                case["load_after"] = loadavg()
+                case["wall_s"] = time.perf_counter() - started
+                results.append(case)
+                phases = ", ".join(
+                    f"{p} {case[p]['ratio_best']:.2f}x best / {case[p]['ratio_median']:.2f}x median "
+                    f"({statistics.median(case[p]['official_s']):.2f} s vs {statistics.median(case[p]['trmzoo_s']):.2f} s)"
+                    for p in args.phases)
+                agree = "agree" if case["agreement"]["agree"] else "DISAGREE"
+                print(f"{name} {dtype} {mode} batch {batch_size}: {phases}; one eval step: {agree} "
+                      f"(logits max diff {case['agreement']['logits']:.2e}); load {case['load_before']} -> "
+                      f"{case['load_after']}", flush=True)
+                del sides
+    if "bfloat16" in peaks:
+        peaks["bfloat16"].append(peak_matmul(torch.bfloat16, device, args.peak_sizes, 3))
+        peak = max(peaks["bfloat16"])
+        for case in results:
+            if case["dtype"] == "bfloat16" and case["mode"] == "eager":
+                for phase in args.phases:
+                    best = min(case[phase]["trmzoo_s"])
+                    case[phase]["trmzoo_fraction_of_peak"] = case[phase]["trmzoo_flops"] / best / peak
+    load_end = loadavg()
+
+    print(f"\noptimizer: {optimizer_name}; ratio = official s / trmzoo s (above 1: trmzoo faster)")
+    print(f"load average: start {load_start}, end {load_end}; threads {torch.get_num_threads()}; torch {torch.__version__}")
+    header = "| config | dtype | mode | batch |" + "".join(f" {p} best | {p} median |" for p in args.phases)
+    lines = [header, "|" + "---|" * (4 + 2 * len(args.phases))]
+    for c in results:
+        cells = "".join(f" {c[p]['ratio_best']:.2f}x | {c[p]['ratio_median']:.2f}x |" for p in args.phases)
+        lines.append(f"| {c['config']} | {c['dtype']} | {c['mode']} | {c['batch']} |{cells}")
+    print("\n".join(lines))
+    fractions = [(c["config"], p, c[p]["trmzoo_fraction_of_peak"]) for c in results for p in args.phases
+                 if "trmzoo_fraction_of_peak" in c.get(p, {})]
+    if fractions:
+        print(f"\ntrmzoo bf16 eager, best round, of the peak matrix-multiply rate {max(peaks['bfloat16']) / 1e9:.0f} GFLOP/s: "
+              + ", ".join(f"{n} {p} {100 * f:.0f}%" for n, p, f in fractions))
+    machine = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+        "load_average_start": load_start, "load_average_end": load_end,
+    }
+    Path(args.out).write_text(json.dumps({
+        "machine": machine, "optimizer": optimizer_name, "peak_flops": peaks, "args": {k: str(v) for k, v in vars(args).items()},
+        "results": results, "table": "\n".join(lines),
+    }, indent=1))
+    print(f"\nwrote {args.out}")
+    if not all(c["agreement"]["agree"] for c in results):
+        raise SystemExit("one evaluation step disagrees between the two code bases (see above)")
+
+
+if __name__ == "__main__":
+    main()
