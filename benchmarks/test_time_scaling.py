@@ -33,29 +33,38 @@ from trmzoo.factory import task_of
 def grid(scale: float, ks: list[int], depths: list[int]) -> list[tuple[str, str, dict]]:
     """(curve, strategy, options) for every point; the curve names the line it is drawn on."""
     noise = {"scale": scale}
+    top = max(ks)
     points = [("plain", "plain", {}), ("plain, early exit", "plain", {"early_exit": True})]
     points += [("depth", "depth", {"steps": d}) for d in depths]
-    points += [("depth, stop when stable", "depth", {"steps": d, "stop": "stable", "patience": 2}) for d in depths]
+    points += [("depth, stop when stable", "depth", {"steps": max(depths), "stop": "stable", "patience": 2})]
     points += [("noise", "noise", {"k": k, **noise}) for k in ks]
-    points += [("halt_first", "halt_first", {"k": k, **noise}) for k in ks]
+    points += [("halt_first", "halt_first", {"k": top, **noise})]
     points += [("symmetry", "symmetry", {"k": k}) for k in ks]
-    points += [("symmetry over noise (k/4 x 4)", "symmetry", {"k": k // 4, "inner": "noise",
-                                                             "inner_options": {"k": 4, **noise}}) for k in ks if k >= 8]
-    points += [("noise+verify", "noise+verify", {"k": k, **noise}) for k in ks]
-    points += [("symmetry+verify", "symmetry+verify", {"k": k}) for k in ks]
+    if top >= 8:
+        points += [("symmetry over noise", "symmetry", {"k": top // 4, "inner": "noise",
+                                                        "inner_options": {"k": 4, **noise}})]
+    points += [("noise+verify", "noise+verify", {"k": top, **noise}), ("symmetry+verify", "symmetry+verify", {"k": top})]
     return points
+
+
+def rows_per_puzzle(strategy: str, options: dict) -> int:
+    """How many rows one puzzle becomes inside the strategy (trajectories x group elements)."""
+    inner = options.get("inner_options", {}).get("k", 1) if options.get("inner") in ("noise", "halt_first") else 1
+    return options.get("k", 1) * inner if strategy != "depth" else 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="run folder, weight folder or pretrained name (trmzoo.load)")
     parser.add_argument("--data", required=True, help="dataset folder with the test split")
-    parser.add_argument("--ks", default="4,16", help="trajectories / group elements per puzzle")
+    parser.add_argument("--ks", default="4,8,16", help="trajectories / group elements per puzzle")
     parser.add_argument("--depth-factors", default="2,4", help="depth: these multiples of the trained steps")
-    parser.add_argument("--scale", type=float, default=0.1, help="noise standard deviation")
+    parser.add_argument("--scale", type=float, default=0.4, help="noise standard deviation")
     parser.add_argument("--only", help="comma-separated curve names to run (default: all)")
     parser.add_argument("--max-puzzles", type=int)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--rows", type=int, default=256,
+                        help="rows per forward: a strategy that makes K rows of a puzzle gets batches of rows/K puzzles "
+                             "(so every point runs forwards of the same size; wall time compares like with like)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="test_time_scaling.json")
@@ -75,17 +84,20 @@ def main() -> None:
     skipped = [] if task.offers_verify else sorted({c for c, s, _ in points if "verify" in s})
     points = [p for p in points if p[0] not in skipped]
 
-    evaluate(model, args.data, task, batch_size=args.batch_size, max_puzzles=args.max_puzzles)  # warm-up
+    evaluate(model, args.data, task, batch_size=args.rows, max_puzzles=args.max_puzzles)  # warm-up
     results = []
     for curve, strategy, options in points:
+        batch_size = max(1, args.rows // rows_per_puzzle(strategy, options))
         start = time.perf_counter()
-        metrics = evaluate(model, args.data, task, batch_size=args.batch_size, max_puzzles=args.max_puzzles,
+        metrics = evaluate(model, args.data, task, batch_size=batch_size, max_puzzles=args.max_puzzles,
                            strategy=strategy, strategy_options=options)
         seconds = time.perf_counter() - start
         results.append({"curve": curve, "strategy": strategy, "options": options, "seconds": seconds,
+                        "batch_size": batch_size,
                         "uses_verify": bool(metrics["uses_verify"]), "metrics": metrics})
         print(f"{curve:32s} {json.dumps(options):60s} exact {100 * metrics['exact_accuracy']:5.1f}%  "
               f"{seconds:6.1f} s", flush=True)
+        Path(args.out).write_text(json.dumps({"partial": True, "results": results}, indent=1))  # kept if stopped
     base = next(r for r in results if r["curve"] == "plain")
     for r in results:
         r["compute"] = r["metrics"]["network_rows"] / base["metrics"]["network_rows"]
@@ -113,7 +125,7 @@ def main() -> None:
                "python": platform.python_version(), "load_average_start": list(load_start),
                "load_average_end": list(os.getloadavg())}
     Path(args.out).write_text(json.dumps({"machine": machine, "model": str(args.model), "data": str(args.data),
-                                          "trained_steps": trained, "batch_size": args.batch_size,
+                                          "trained_steps": trained, "rows_per_forward": args.rows,
                                           "skipped_no_verify": skipped, "results": results, "goal": goal,
                                           "table": table}, indent=1))
     print(f"wrote {args.out}")
