@@ -603,7 +603,7 @@ def test_an_internal_error_is_one_line_saying_it_is_a_bug_and_debug_shows_the_tr
     result = invoke("list")
     assert result.exit_code == 70 and "Traceback" not in result.output
     message = error_message(result.output)
-    assert len(message.splitlines()) == 1 and "bug" in message and "report it at" in message and "--debug" in message
+    assert len(message.splitlines()) == 1 and "bug" in message and "report it to" in message and "--debug" in message
     debug = CliRunner().invoke(cli, ["--debug", "list"])
     assert isinstance(debug.exception, ZeroDivisionError)
 

@@ -24,7 +24,6 @@ from trmzoo.errors import TrmzooError, os_error_message
 
 BUG_STATUS = 70
 """Exit status of an unexpected internal error (sysexits' EX_SOFTWARE)."""
-REPORT_URL = "https://github.com/trmzoo/trmzoo/issues"
 MAX_MESSAGE = 400
 """Characters of a message kept on its one line (a longer one is cut, with the rest shown by ``--debug``)."""
 
@@ -44,6 +43,9 @@ def user_message(exc: BaseException) -> str | None:
     failures of the machine (I/O) and of reading input that no trmzoo code caught are the user's."""
     from pydantic import ValidationError
 
+    from trmzoo.core.config import validation_summary
+    from trmzoo.yamlio import yaml_problem
+
     if isinstance(exc, TrmzooError):
         return one_line(str(exc))
     if isinstance(exc, OSError):
@@ -51,22 +53,30 @@ def user_message(exc: BaseException) -> str | None:
     if isinstance(exc, UnicodeDecodeError):
         return one_line(f"cannot decode the input as {exc.encoding} text (byte {exc.start}): is it a binary file?")
     if isinstance(exc, yaml.YAMLError):
-        problem = getattr(exc, "problem", None) or str(exc)
-        mark = getattr(exc, "problem_mark", None)
-        return one_line(f"invalid YAML{f' at line {mark.line + 1}' if mark else ''}: {problem}")
+        return one_line(f"invalid YAML ({yaml_problem(exc)})")
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        path = ".".join(str(part) for part in first["loc"])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        return one_line(f"{exc.title}: {path + ': ' if path else ''}{first['msg']}{more}")
+        return one_line(f"{exc.title}: {validation_summary(exc)}")
     if isinstance(exc, MemoryError):
         return "out of memory; use a smaller batch size or model"
     return None
 
 
+def report_to() -> str:
+    """Where to report a bug: the ``Issues`` URL the installed package declares, else its name."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        urls = metadata("trmzoo").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        urls = []
+    issues = [url.split(",", 1)[1].strip() for url in urls if url.lower().startswith("issues,")]
+    return issues[0] if issues else "the trmzoo issue tracker"
+
+
 def bug_message(exc: BaseException) -> str:
     return one_line(f"internal error ({type(exc).__name__}: {exc}); this is a bug in trmzoo or a plugin: please "
-                    f"report it at {REPORT_URL} with the output of the same command run as `trmzoo --debug ...`")
+                    f"report it to {report_to()} with `trmzoo --version` and the output of the same command run "
+                    "as `trmzoo --debug ...`")
 
 
 class UserError(click.ClickException):
