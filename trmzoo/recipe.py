@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
-from trmzoo.core.config import Config
+from trmzoo.core.config import Config, path_part
 from trmzoo.core.model import ModelConfigBase
 from trmzoo.errors import RecipeError
 from trmzoo.plugins import pm
@@ -234,7 +234,7 @@ def _dotted(loc: tuple, data: Any) -> str:
     for item in loc:
         if isinstance(node, dict) and item not in node and any(node.get(t) == item for t in ("kind", "name")):
             continue  # the discriminator tag
-        parts.append(str(item))
+        parts.append(path_part(item))
         node = node.get(item) if isinstance(node, dict) else None
     return ".".join(parts)
 
