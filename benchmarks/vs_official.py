@@ -6,14 +6,20 @@ in the official layout (``trmzoo.convert.to_official``) and loads them into the 
 model classes of a checkout of SamsungSAILMontreal/TinyRecursiveModels. Then, per dtype
 (fp32, bf16) and mode (eager, ``torch.compile``):
 
-1. checks that one evaluation step agrees (logits, q_halt and both states after the first
-   step: fp32 within atol = rtol = 1e-4, bf16 within 2e-2 of the logits' scale);
+1. checks, eager and before anything is compiled, that one evaluation step agrees (logits,
+   q_halt and both states after the first step: fp32 within atol = rtol = 1e-4, bf16 within
+   2e-2 of the logits' scale); in compiled cases it also records how far the states after
+   one compiled step of each side lie from the other's and from its own eager step's
+   (Inductor keeps fused element-wise intermediates in fp32, so compiled bf16 rounds
+   differently on both sides);
 2. times, in interleaved rounds after a warm-up (the order of the two sides alternates):
    * ``train``: one training step as each code base runs it: one supervision step forward,
      stablemax loss, backward, optimizer step and the sparse puzzle-embedding step;
    * ``eval``: the 16-step evaluation rollout on one batch (official: ``ACTLossHead``
      under ``torch.inference_mode`` until every sample halted, as ``pretrain.evaluate``;
-     trmzoo: ``model.rollout``, as ``trmzoo.evaluate``).
+     trmzoo: ``model.rollout``, as ``trmzoo.evaluate``); ``--eval-steps N`` times only its
+     first N supervision steps on both sides (every step costs the same), so that the whole
+     table fits the time a CPU has.
 
 The official trainer's AdamATan2 comes from the ``adam_atan2`` package, which needs CUDA.
 This script never imports ``pretrain.py``: where that package imports and the device is a
@@ -99,7 +105,7 @@ def make_optimizer(params, device: torch.device) -> tuple[torch.optim.Optimizer,
 class Sides:
     """One configuration in one dtype and mode: both models, their optimizers, carries and step functions."""
 
-    def __init__(self, name: str, dtype: str, compiled: bool, batch_size: int, device: torch.device, official) -> None:
+    def __init__(self, name: str, dtype: str, batch_size: int, device: torch.device, official) -> None:
         load_model_class, losses, sparse = official
         model_name, _ = CONFIGS[name]
         torch.manual_seed(0)
@@ -124,12 +130,8 @@ class Sides:
         self.their_optim, _ = make_optimizer(list(self.theirs.parameters()), device)
         self.their_sparse = sparse.CastedSparseEmbeddingSignSGD_Distributed(
             self.theirs.puzzle_emb.buffers(), world_size=1, lr=LR, weight_decay=WEIGHT_DECAY)
-        if compiled:
-            self.head = torch.compile(self.head)  # as the official pretrain.py
-            for net in (self.ours.recursion.net, getattr(self.ours.recursion, "y_net", None)):  # as trmzoo's train.compile
-                if net is not None:
-                    net.compile()
         self.device = device
+        self.eval_steps: int | None = None  # None: the whole rollout (the halting limit, 16 in the paper)
         self.our_carry = self.ours.initial_carry(self.batch)
         self.their_carry = self.their_initial_carry()
 
@@ -137,22 +139,39 @@ class Sides:
         with self.device:  # the official carry is made on the default device (pretrain.py sets it)
             return self.theirs.initial_carry(self.batch)
 
+    def compile(self) -> None:
+        """``torch.compile`` as each code base applies it (compilation itself happens at the first calls)."""
+        self.head = torch.compile(self.head)  # as the official pretrain.py
+        for net in (self.ours.recursion.net, getattr(self.ours.recursion, "y_net", None)):  # as trmzoo's train.compile
+            if net is not None:
+                net.compile()
+
     # -- the agreement check ------------------------------------------------------------------
-    def agreement(self) -> dict:
-        """One evaluation step of each from its initial carry: the largest differences."""
+    def one_step(self, states_only: bool = False) -> tuple[dict, dict]:
+        """One evaluation step of each side from its initial carry: (trmzoo's, the official) outputs.
+
+        ``states_only``: only the two states, with the official call of the timed evaluation loop
+        (``return_keys=[]``), so a compiled head does not compile a second graph for this check."""
         self.ours.eval()
         self.head.eval()
+        keys = [] if states_only else ["logits", "q_halt_logits"]
         with torch.inference_mode():
-            carry, _, _, outputs, _ = self.head(carry=self.their_initial_carry(), batch=self.batch,
-                                                return_keys=["logits", "q_halt_logits"])
+            carry, _, _, outputs, _ = self.head(carry=self.their_initial_carry(), batch=self.batch, return_keys=keys)
         with torch.no_grad():
             _, out = self.ours.step(self.ours.initial_carry(self.batch), self.batch)
-        pairs = {"logits": (out.logits, outputs["logits"]), "q_halt": (out.q_halt, outputs["q_halt_logits"]),
-                 "y (z_H)": (out.y, carry.inner_carry.z_H), "z (z_L)": (out.z, carry.inner_carry.z_L)}
+        ours = {"y (z_H)": out.y, "z (z_L)": out.z}
+        theirs = {"y (z_H)": carry.inner_carry.z_H, "z (z_L)": carry.inner_carry.z_L}
+        if not states_only:
+            ours.update(logits=out.logits, q_halt=out.q_halt)
+            theirs.update(logits=outputs["logits"], q_halt=outputs["q_halt_logits"])
+        return {k: v.float().clone() for k, v in ours.items()}, {k: v.float().clone() for k, v in theirs.items()}
+
+    def agreement(self, ours: dict, theirs: dict) -> dict:
+        """The largest differences between the two sides' outputs of one step, and whether they agree."""
         report, ok = {}, True
-        scale = outputs["logits"].float().abs().max().item()
-        for key, (a, b) in pairs.items():
-            a, b = a.float(), b.float()
+        scale = theirs["logits"].abs().max().item()
+        for key in ours:
+            a, b = ours[key], theirs[key]
             diff = (a - b).abs().max().item()
             if self.ours.dtype == torch.float32:
                 good = bool(torch.allclose(a, b, atol=FP32_TOL, rtol=FP32_TOL))
@@ -163,6 +182,21 @@ class Sides:
         report["logits_scale"] = scale
         report["agree"] = ok
         return report
+
+    def compiled_drift(self, eager: tuple[dict, dict]) -> dict:
+        """After ``compile``: one compiled step of each side against the other and against its own eager step.
+
+        Inductor fuses the element-wise work and keeps its intermediates in fp32, so a compiled bf16 step
+        rounds differently from the eager one on both sides; through the 21 network calls of a step the
+        differences grow. The agreement of the two code bases is the eager check; this records how far
+        compilation moves each side's states (y = z_H, z = z_L) and the two compiled sides apart.
+        """
+        ours, theirs = self.one_step(states_only=True)
+
+        def largest(x, y):
+            return {k: (x[k] - y[k]).abs().max().item() for k in x}
+        return {"between": largest(ours, theirs), "trmzoo_vs_eager": largest(ours, eager[0]),
+                "official_vs_eager": largest(theirs, eager[1])}
 
     # -- the timed steps ----------------------------------------------------------------------
     def our_train(self) -> None:
@@ -185,13 +219,13 @@ class Sides:
 
     def our_eval(self) -> None:
         self.ours.eval()
-        self.ours.rollout(self.batch)
+        self.ours.rollout(self.batch, steps=self.eval_steps)
 
     def their_eval(self) -> None:  # pretrain.evaluate's loop for one batch
         self.head.eval()
         with torch.inference_mode():
             carry = self.their_initial_carry()
-            while True:
+            for _ in range(self.eval_steps or self.ours.halting.max_steps):
                 carry, _, _, _, all_finish = self.head(carry=carry, batch=self.batch, return_keys=[])
                 if all_finish:
                     break
@@ -227,6 +261,10 @@ def summary(times: dict[str, list[float]]) -> dict:
     }
 
 
+def write(args, record: dict) -> None:
+    Path(args.out).write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **record}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", required=True, type=Path, help="a checkout of SamsungSAILMontreal/TinyRecursiveModels")
@@ -238,6 +276,9 @@ def main() -> None:
                         help="multiply the paper's per-GPU batch (768 Sudoku, 192 Maze/ARC); e.g. 0.0104 on a CPU")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per side and phase")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per side and phase (compilation happens here)")
+    parser.add_argument("--eval-steps", type=int,
+                        help="time only the first N supervision steps of the evaluation rollout on both sides "
+                             "(default: all 16; a shorter rollout makes the full table fit a CPU's time)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
     parser.add_argument("--peak-sizes", nargs="+", type=int, default=[2048, 3072])
@@ -256,34 +297,45 @@ def main() -> None:
     if "bfloat16" in args.dtypes and "eager" in args.modes:
         peaks["bfloat16"] = [peak_matmul(torch.bfloat16, device, args.peak_sizes, 3)]
     results, optimizer_name = [], None
-    for name in args.configs:
+    # Every configuration eager first, then compiled (compilation is the slow part); the JSON is rewritten
+    # after each case, so a run stopped by a time limit keeps the cases it finished.
+    for mode, name, dtype in [(m, n, d) for m in args.modes for n in args.configs for d in args.dtypes]:
         batch_size = max(1, round(CONFIGS[name][1] * args.batch_scale))
-        for dtype in args.dtypes:
-            for mode in args.modes:
-                case = {"config": name, "dtype": dtype, "mode": mode, "batch": batch_size, "load_before": loadavg()}
-                started = time.perf_counter()
-                sides = Sides(name, dtype, mode == "compile", batch_size, device, official)
-                optimizer_name = sides.optimizer_name
-                case["agreement"] = sides.agreement()
-                flops = step_flops(sides.ours, batch_size)
-                for phase in args.phases:
-                    fns = ({"official": sides.their_train, "trmzoo": sides.our_train} if phase == "train"
-                           else {"official": sides.their_eval, "trmzoo": sides.our_eval})
-                    case[phase] = summary(interleaved(fns, args.rounds, args.warmup, device))
-                    steps = 1 if phase == "train" else sides.ours.halting.max_steps
-                    case[phase]["trmzoo_flops"] = flops[phase if phase == "train" else "eval"] * steps
-                case["load_after"] = loadavg()
-                case["wall_s"] = time.perf_counter() - started
-                results.append(case)
-                phases = ", ".join(
-                    f"{p} {case[p]['ratio_best']:.2f}x best / {case[p]['ratio_median']:.2f}x median "
-                    f"({statistics.median(case[p]['official_s']):.2f} s vs {statistics.median(case[p]['trmzoo_s']):.2f} s)"
-                    for p in args.phases)
-                agree = "agree" if case["agreement"]["agree"] else "DISAGREE"
-                print(f"{name} {dtype} {mode} batch {batch_size}: {phases}; one eval step: {agree} "
-                      f"(logits max diff {case['agreement']['logits']:.2e}); load {case['load_before']} -> "
-                      f"{case['load_after']}", flush=True)
-                del sides
+        case = {"config": name, "dtype": dtype, "mode": mode, "batch": batch_size, "load_before": loadavg()}
+        started = time.perf_counter()
+        sides = Sides(name, dtype, batch_size, device, official)
+        optimizer_name = sides.optimizer_name
+        sides.eval_steps = args.eval_steps
+        eager = sides.one_step()
+        case["agreement"] = sides.agreement(*eager)  # checked eager, before compiling: the two compute the same function
+        if mode == "compile":
+            sides.compile()
+            case["compiled"] = sides.compiled_drift(eager)
+        flops = step_flops(sides.ours, batch_size)
+        for phase in args.phases:
+            fns = ({"official": sides.their_train, "trmzoo": sides.our_train} if phase == "train"
+                   else {"official": sides.their_eval, "trmzoo": sides.our_eval})
+            case[phase] = summary(interleaved(fns, args.rounds, args.warmup, device))
+            steps = 1 if phase == "train" else (args.eval_steps or sides.ours.halting.max_steps)
+            case[phase]["steps"] = steps
+            case[phase]["trmzoo_flops"] = flops[phase if phase == "train" else "eval"] * steps
+        case["load_after"] = loadavg()
+        case["wall_s"] = time.perf_counter() - started
+        results.append(case)
+        phases = ", ".join(
+            f"{p} {case[p]['ratio_best']:.2f}x best / {case[p]['ratio_median']:.2f}x median "
+            f"({statistics.median(case[p]['official_s']):.2f} s vs {statistics.median(case[p]['trmzoo_s']):.2f} s)"
+            for p in args.phases)
+        agree = "agree" if case["agreement"]["agree"] else "DISAGREE"
+        drift = (f"; compiled: y max diff {case['compiled']['between']['y (z_H)']:.2e} between the sides, "
+                 f"{case['compiled']['trmzoo_vs_eager']['y (z_H)']:.2e} trmzoo and "
+                 f"{case['compiled']['official_vs_eager']['y (z_H)']:.2e} official from their eager step"
+                 if "compiled" in case else "")
+        print(f"{name} {dtype} {mode} batch {batch_size}: {phases}; one eval step (eager): {agree} "
+              f"(logits max diff {case['agreement']['logits']:.2e}){drift}; load {case['load_before']} -> "
+              f"{case['load_after']}", flush=True)
+        del sides
+        write(args, {"optimizer": optimizer_name, "peak_flops": peaks, "results": results, "complete": False})
     if "bfloat16" in peaks:
         peaks["bfloat16"].append(peak_matmul(torch.bfloat16, device, args.peak_sizes, 3))
         peak = max(peaks["bfloat16"])
@@ -294,7 +346,8 @@ def main() -> None:
                     case[phase]["trmzoo_fraction_of_peak"] = case[phase]["trmzoo_flops"] / best / peak
     load_end = loadavg()
 
-    print(f"\noptimizer: {optimizer_name}; ratio = official s / trmzoo s (above 1: trmzoo faster)")
+    print(f"\nevaluation rollout: {args.eval_steps or 'all'} supervision steps per timed call")
+    print(f"optimizer: {optimizer_name}; ratio = official s / trmzoo s (above 1: trmzoo faster)")
     print(f"load average: start {load_start}, end {load_end}; threads {torch.get_num_threads()}; torch {torch.__version__}")
     header = "| config | dtype | mode | batch |" + "".join(f" {p} best | {p} median |" for p in args.phases)
     lines = [header, "|" + "---|" * (4 + 2 * len(args.phases))]
@@ -312,10 +365,8 @@ def main() -> None:
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
         "load_average_start": load_start, "load_average_end": load_end,
     }
-    Path(args.out).write_text(json.dumps({
-        "machine": machine, "optimizer": optimizer_name, "peak_flops": peaks, "args": {k: str(v) for k, v in vars(args).items()},
-        "results": results, "table": "\n".join(lines),
-    }, indent=1))
+    write(args, {"machine": machine, "optimizer": optimizer_name, "peak_flops": peaks, "results": results,
+                 "table": "\n".join(lines), "complete": True})
     print(f"\nwrote {args.out}")
     if not all(c["agreement"]["agree"] for c in results):
         raise SystemExit("one evaluation step disagrees between the two code bases (see above)")
