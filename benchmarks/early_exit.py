@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
-import torch
-
-import trmzoo
-from trmzoo.factory import task_of
+from _common import add_model_arguments, load_model, machine_facts
 from trmzoo.data import read_split
 from trmzoo.evaluation import evaluate
 
@@ -51,19 +46,12 @@ def run(model, data_dir: Path, task, *, early_exit: bool, batch_size: int, repea
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="run folder, weight folder or pretrained name (trmzoo.load)")
-    parser.add_argument("--data", required=True, help="dataset folder with the test split")
+    add_model_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="early_exit.json")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    load_start = os.getloadavg()
-    model = trmzoo.load(args.model).to(args.device)
-    task = task_of(model)
+    model, task, load_start = load_model(args)
     data_dir = Path(args.data)
     full = run(model, data_dir, task, early_exit=False, batch_size=args.batch_size, repeats=args.repeats)
     early = run(model, data_dir, task, early_exit=True, batch_size=args.batch_size, repeats=args.repeats)
@@ -82,9 +70,7 @@ def main() -> None:
     print(table)
     print(f"\nspeed-up {summary['speedup']:.2f}x in samples/s, {summary['compute_ratio']:.2f}x fewer network rows, "
           f"exact accuracy {summary['exact_accuracy_change_points']:+.1f} points")
-    machine = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "python": platform.python_version(), "load_average_start": list(load_start),
-               "load_average_end": list(os.getloadavg())}
+    machine = machine_facts(args, load_start)
     Path(args.out).write_text(json.dumps({"machine": machine, "model": str(args.model), "data": str(data_dir),
                                           "batch_size": args.batch_size, "full": full, "early_exit": early,
                                           "summary": summary, "table": table}, indent=1))

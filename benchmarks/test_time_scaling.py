@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
-import torch
-
-import trmzoo
+from _common import add_model_arguments, load_model, machine_facts
 from trmzoo.evaluation import evaluate
-from trmzoo.factory import task_of
 
 
 def grid(scale: float, ks: list[int], depths: list[int]) -> list[tuple[str, str, dict]]:
@@ -55,8 +50,7 @@ def rows_per_puzzle(strategy: str, options: dict) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="run folder, weight folder or pretrained name (trmzoo.load)")
-    parser.add_argument("--data", required=True, help="dataset folder with the test split")
+    add_model_arguments(parser)
     parser.add_argument("--ks", default="4,8,16", help="trajectories / group elements per puzzle")
     parser.add_argument("--depth-factors", default="2,4", help="depth: these multiples of the trained steps")
     parser.add_argument("--scale", type=float, default=0.4, help="noise standard deviation")
@@ -65,16 +59,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=256,
                         help="rows per forward: a strategy that makes K rows of a puzzle gets batches of rows/K puzzles "
                              "(so every point runs forwards of the same size; wall time compares like with like)")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="test_time_scaling.json")
     parser.add_argument("--png", help="draw the curves here")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    load_start = os.getloadavg()
-    model = trmzoo.load(args.model).to(args.device)
-    task = task_of(model)
+    model, task, load_start = load_model(args)
     trained = model.halting.max_steps
     ks = [int(k) for k in args.ks.split(",")]
     points = grid(args.scale, ks, [trained * int(f) for f in args.depth_factors.split(",")])
@@ -121,9 +109,7 @@ def main() -> None:
           f"{100 * best['metrics']['exact_accuracy']:.1f}% (plain {100 * base['metrics']['exact_accuracy']:.1f}%), "
           f"error x{best['error_ratio']:.2f} at {best['compute']:.1f}x the compute; goal (error halved) "
           f"{'met' if goal['halves_error'] else 'not met'}")
-    machine = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "python": platform.python_version(), "load_average_start": list(load_start),
-               "load_average_end": list(os.getloadavg())}
+    machine = machine_facts(args, load_start)
     Path(args.out).write_text(json.dumps({"machine": machine, "model": str(args.model), "data": str(args.data),
                                           "trained_steps": trained, "rows_per_forward": args.rows,
                                           "skipped_no_verify": skipped, "results": results, "goal": goal,
