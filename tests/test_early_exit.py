@@ -13,7 +13,7 @@ from trmzoo.data import read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.evaluation import evaluate
 from trmzoo.testing import tiny_model
-from trmzoo_attention import attention
+from trmzoo_attention import MATMUL_ATTENTION_MAX_LEN, attention
 from trmzoo_sudoku import SudokuConfig, SudokuTask
 
 MAX_STEPS, H_CYCLES, L_CYCLES = 5, 2, 2
@@ -157,3 +157,10 @@ def test_bf16_cpu_attention_agrees_with_sdpa():
     for low in (without_grad, with_grad):
         assert low.dtype == torch.bfloat16
         np.testing.assert_allclose(low.detach().float().numpy(), exact.numpy(), atol=3e-2)
+
+
+def test_bf16_cpu_attention_over_long_sequences_is_the_fused_kernel_with_gradient():
+    g = torch.Generator().manual_seed(0)
+    length = MATMUL_ATTENTION_MAX_LEN + 1
+    q, k, v = (torch.randn(1, 2, length, 8, generator=g).bfloat16().requires_grad_(True) for _ in range(3))
+    assert torch.equal(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))

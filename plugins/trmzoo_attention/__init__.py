@@ -48,12 +48,19 @@ class SelfAttention(nn.Module):
         return self.norm(h + self.o_proj(out.transpose(1, 2).reshape(batch, length, -1)))
 
 
+# Up to this many positions a CPU bf16 step with gradient uses the two matmuls below; beyond it, the fused kernel.
+MATMUL_ATTENTION_MAX_LEN = 256
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Non-causal attention over [B, H, L, Dh]: PyTorch's fused kernel, as the official code, except
-    where a CPU bf16 step takes gradients: there the fused kernel's backward is slow (docs/performance.md)
-    and two batched matmuls with fp32 scores and softmax are used. The scores must be fp32: rounded to
+    where a CPU bf16 step takes gradients over a short sequence: there the fused kernel's backward is
+    slow (Sudoku, 97 positions, docs/performance.md) and two batched matmuls with fp32 scores and
+    softmax are used. Over long sequences (Maze and ARC, 916 positions) the fp32 [L, L] scores cost
+    more than the fused kernel saves, so it is used there too. The scores must be fp32: rounded to
     bf16 before the softmax they put errors of 25% of the logits' scale into one Sudoku supervision step."""
-    if q.device.type != "cpu" or q.dtype != torch.bfloat16 or not (torch.is_grad_enabled() and q.requires_grad):
+    if (q.device.type != "cpu" or q.dtype != torch.bfloat16 or not (torch.is_grad_enabled() and q.requires_grad)
+            or q.shape[-2] > MATMUL_ATTENTION_MAX_LEN):
         return F.scaled_dot_product_attention(q, k, v)
     scores = torch.matmul(q.float(), k.float().transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)
     return torch.matmul(scores.softmax(dim=-1).to(v.dtype), v)
