@@ -140,7 +140,12 @@ class Sides:
             return self.theirs.initial_carry(self.batch)
 
     def compile(self) -> None:
-        """``torch.compile`` as each code base applies it (compilation itself happens at the first calls)."""
+        """``torch.compile`` as each code base applies it (compilation itself happens at the first calls).
+
+        Dynamo's caches are emptied first: they are kept per code object, so the models of earlier cases
+        (other instances, other dtypes) would use up its recompile limit (8) and later cases would
+        silently run eager. A training run compiles one model, as each case does here."""
+        torch._dynamo.reset()
         self.head = torch.compile(self.head)  # as the official pretrain.py
         for net in (self.ours.recursion.net, getattr(self.ours.recursion, "y_net", None)):  # as trmzoo's train.compile
             if net is not None:
