@@ -1,6 +1,7 @@
 """Recipe validation: dotted paths in errors, duplicate keys, --set overrides, shipped recipes."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from trmzoo.recipe import dump_recipe, load_recipe
 from trmzoo.yamlio import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes" / "fast").glob("*.yaml"))
 
 BASE = """\
 model:
@@ -119,3 +120,54 @@ def test_the_schema_carries_the_field_help():
     assert "N_sup" in defs["BCEHaltingConfig"]["properties"]["max_steps"]["description"]  # inherited from HaltingConfig
     assert defs["TRMRecursionConfig"]["properties"]["L_cycles"]["description"] == "n: latent updates per round."
     assert "registered model" in defs["RecipeModelConfig"]["properties"]["preset"]["description"]
+
+
+# -- the paper-scale fast recipes ------------------------------------------------------------------------------
+PAPER_SCALE = [("sudoku_mlp", 1000), ("maze_att", 1000)]  # recipe, training puzzles (groups) of its data
+
+
+@pytest.mark.parametrize("name, groups", PAPER_SCALE, ids=[n for n, _ in PAPER_SCALE])
+def test_paper_scale_fast_recipe_carries_the_cpu_options(name, groups):
+    fast = load_recipe(ROOT / "recipes" / "fast" / f"{name}.yaml")
+    official = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+    # The paper's model, width, batch and step count.
+    assert fast.model == official.model and fast.model.hidden_size == 512 and fast.model.forward_dtype == "bfloat16"
+    assert fast.train.global_batch_size == official.train.global_batch_size == 768
+    assert fast.train.epochs == official.train.epochs
+    steps = fast.train.epochs * groups // fast.train.global_batch_size
+    assert steps == 65104
+    # On-the-fly augmentation, and no stored copies in a data folder of its own.
+    assert fast.train.augment and not official.train.augment
+    if fast.task.name == "sudoku":
+        assert fast.task.num_aug == 0 and official.task.num_aug == 1000
+    else:
+        assert fast.task.aug is False and official.task.aug is True
+    assert fast.data.dir != official.data.dir
+    # CGAR's curriculum: two shallower stages at 30% and 60% of the run, then the model's own depth.
+    recursion, stages = fast.model.recursion, fast.train.curriculum
+    assert [s.until_step for s in stages] == [int(0.3 * steps), int(0.6 * steps)]
+    assert all(s.H_cycles < recursion.H_cycles and s.L_cycles < recursion.L_cycles for s in stages)
+    assert stages[0].H_cycles == 1 and stages[1].H_cycles == 2
+    assert fast.train.supervision_weight_decay == 0.7
+    # A decaying learning rate above the official constant 1e-4.
+    assert official.train.lr_min_ratio == 1.0 and fast.train.lr_schedule == "linear" and fast.train.lr_min_ratio < 1
+    assert fast.train.lr > official.train.lr
+    header = (ROOT / "recipes" / "fast" / f"{name}.yaml").read_text()
+    assert "Projected GPU time" in header and "NOT A MEASUREMENT" in header and "no GPU run" in header
+
+
+def test_gpu_time_to_accuracy_recipe_is_the_official_setting_on_hard_9x9():
+    paper = load_recipe(ROOT / "benchmarks" / "time_to_accuracy" / "sudoku9_paper.yaml")
+    official = load_recipe(ROOT / "recipes" / "sudoku_mlp.yaml")
+    assert paper.model == official.model  # width 512, bf16, T=3, n=6, 16 supervision steps
+    for key in ("global_batch_size", "lr", "lr_warmup_steps", "lr_min_ratio", "beta1", "beta2", "weight_decay",
+                "puzzle_emb_lr", "puzzle_emb_weight_decay", "optimizer", "ema", "ema_rate", "curriculum",
+                "supervision_weight_decay"):
+        assert getattr(paper.train, key) == getattr(official.train, key), key
+    task = paper.task
+    assert (task.source, task.box_rows, task.box_cols, task.givens, task.min_difficulty) == ("generate", 3, 3, None, 1)
+    assert task.num_test == 1000 and task.num_aug == 0
+    assert paper.train.augment  # the official build's 1000 stored shuffles, drawn afresh instead
+    script = ROOT / "benchmarks" / "gpu_time_to_accuracy.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert "sudoku9_paper.yaml" in script.read_text() and "recipes/fast/sudoku_mlp.yaml" in script.read_text()
