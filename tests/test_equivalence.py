@@ -22,6 +22,9 @@ from trmzoo.core.supervision import IGNORE_LABEL, supervision_loss
 DATA = Path(__file__).parent / "data" / "official"
 CASES = ["trm", "trm_mlp_t", "trm_learned", "trm_singlez", "trm_hier6", "hrm", "transformers_baseline"]
 TOL = {"atol": 1e-4, "rtol": 1e-4}
+# trm_hier6 runs six latent levels per step: fp32 rounding alone puts the official reference up to 1.5e-4
+# from the same step in float64 (docs/equivalence.md), so 1e-4 would test the CPU's kernels, not the code.
+ATOL_BY_CASE = {"trm_hier6": 3e-4}
 EVAL_STEPS = 16
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,7 +51,8 @@ def _states(states: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch
 def _close(name: str, ours: torch.Tensor | None, theirs: torch.Tensor | None) -> None:
     assert (ours is None) == (theirs is None), f"{name}: present in one model only"
     if ours is not None:
-        torch.testing.assert_close(ours.detach().float(), theirs.float(), **TOL, msg=lambda m: f"{name}: {m}")
+        tol = {**TOL, "atol": ATOL_BY_CASE.get(name.split()[0], TOL["atol"])}
+        torch.testing.assert_close(ours.detach().float(), theirs.float(), **tol, msg=lambda m: f"{name}: {m}")
 
 
 def test_converted_config_matches_the_architecture(case):
