@@ -53,11 +53,9 @@ def main() -> None:
     for name in args.configs:
         batch = max(1, round(CONFIGS[name][1] * args.batch_scale))
         for dtype in args.dtypes:
-            sides = Sides(name, dtype, batch, torch.device("cpu"), official)
-            sides.eval_steps = args.eval_steps
+            sides = Sides(name, dtype, batch, torch.device("cpu"), official, eval_steps=args.eval_steps)
             for phase in args.phases:
-                fns = ({"official": sides.their_train, "trmzoo": sides.our_train} if phase == "train"
-                       else {"official": sides.their_eval, "trmzoo": sides.our_eval})
+                fns = sides.phase_functions(phase)
                 case = {"config": name, "dtype": dtype, "phase": phase, "batch": batch}
                 for side, fn in fns.items():
                     case[side] = top_ops(fn, args.top)

@@ -105,7 +105,8 @@ def make_optimizer(params, device: torch.device) -> tuple[torch.optim.Optimizer,
 class Sides:
     """One configuration in one dtype and mode: both models, their optimizers, carries and step functions."""
 
-    def __init__(self, name: str, dtype: str, batch_size: int, device: torch.device, official) -> None:
+    def __init__(self, name: str, dtype: str, batch_size: int, device: torch.device, official, *,
+                 eval_steps: int | None = None) -> None:
         load_model_class, losses, sparse = official
         model_name, _ = CONFIGS[name]
         torch.manual_seed(0)
@@ -131,7 +132,7 @@ class Sides:
         self.their_sparse = sparse.CastedSparseEmbeddingSignSGD_Distributed(
             self.theirs.puzzle_emb.buffers(), world_size=1, lr=LR, weight_decay=WEIGHT_DECAY)
         self.device = device
-        self.eval_steps: int | None = None  # None: the whole rollout (the halting limit, 16 in the paper)
+        self.eval_steps = eval_steps  # None: the whole rollout (the halting limit, 16 in the paper)
         self.our_carry = self.ours.initial_carry(self.batch)
         self.their_carry = self.their_initial_carry()
 
@@ -204,6 +205,12 @@ class Sides:
                 "official_vs_eager": largest(theirs, eager[1])}
 
     # -- the timed steps ----------------------------------------------------------------------
+    def phase_functions(self, phase: str) -> dict:
+        """The two sides' step functions of one phase (``train`` or ``eval``), the official first."""
+        if phase == "train":
+            return {"official": self.their_train, "trmzoo": self.our_train}
+        return {"official": self.their_eval, "trmzoo": self.our_eval}
+
     def our_train(self) -> None:
         self.ours.train()
         carry, out = self.ours.step(self.our_carry, self.batch)
@@ -308,9 +315,8 @@ def main() -> None:
         batch_size = max(1, round(CONFIGS[name][1] * args.batch_scale))
         case = {"config": name, "dtype": dtype, "mode": mode, "batch": batch_size, "load_before": loadavg()}
         started = time.perf_counter()
-        sides = Sides(name, dtype, batch_size, device, official)
+        sides = Sides(name, dtype, batch_size, device, official, eval_steps=args.eval_steps)
         optimizer_name = sides.optimizer_name
-        sides.eval_steps = args.eval_steps
         eager = sides.one_step()
         case["agreement"] = sides.agreement(*eager)  # checked eager, before compiling: the two compute the same function
         if mode == "compile":
@@ -318,9 +324,7 @@ def main() -> None:
             case["compiled"] = sides.compiled_drift(eager)
         flops = step_flops(sides.ours, batch_size)
         for phase in args.phases:
-            fns = ({"official": sides.their_train, "trmzoo": sides.our_train} if phase == "train"
-                   else {"official": sides.their_eval, "trmzoo": sides.our_eval})
-            case[phase] = summary(interleaved(fns, args.rounds, args.warmup, device))
+            case[phase] = summary(interleaved(sides.phase_functions(phase), args.rounds, args.warmup, device))
             steps = 1 if phase == "train" else (args.eval_steps or sides.ours.halting.max_steps)
             case[phase]["steps"] = steps
             case[phase]["trmzoo_flops"] = flops[phase if phase == "train" else "eval"] * steps
