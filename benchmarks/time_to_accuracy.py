@@ -161,12 +161,12 @@ def summarise(runs: list[dict], levels: list[float], baseline: str | None) -> tu
                 cells.append("-" if mine is None or theirs is None else f"{theirs / max(mine, 1e-9):.1f}x")
             mine = _median([time_to(r["points"], target) for r in by_label[label]])
             row["time_to_baseline_final"] = mine
-            row["speedup_at_baseline_final"] = None if mine is None or target <= 0 else base_time / max(mine, 1e-9)
+            speedup = None if mine is None or target <= 0 else base_time / max(mine, 1e-9)
+            row["speedup_at_baseline_final"] = speedup
             if target <= 0:  # every recipe "reaches" 0% at its first point: no ratio to give
                 cells.append(f"- ({baseline} never rose above 0%)")
             else:
-                cells.append("not reached" if mine is None else
-                             f"{base_time / max(mine, 1e-9):.1f}x ({fmt(mine)} vs {fmt(base_time)})")
+                cells.append("not reached" if speedup is None else f"{speedup:.1f}x ({fmt(mine)} vs {fmt(base_time)})")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines), table
 
