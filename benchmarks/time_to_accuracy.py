@@ -258,6 +258,9 @@ def main() -> None:
     except ValueError:
         sys.exit("error: --label-eval-at expects LABEL=T1,T2,... (seconds)")
     specs = parse_specs(args.recipes, args.sets, args.set_all)
+    for label in args.label_eval_at:
+        if label not in specs:
+            sys.exit(f"error: --label-eval-at {label}=...: expected a LABEL among {sorted(specs)}")
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / RESULTS
     saved = json.loads(results_path.read_text()) if args.merge and results_path.exists() else {}
