@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from trmzoo.cli import cli
 from trmzoo.errors import RecipeError
-from trmzoo.recipe import dump_recipe, load_recipe
+from trmzoo.recipe import dump_recipe, find_recipes, load_recipe, resolve_recipe_path
 from trmzoo.yamlio import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +110,34 @@ def test_recipes_cli_validate_schema_and_list(tmp_path):
     schema = runner.invoke(cli, ["recipes", "schema"])
     assert schema.exit_code == 0 and '"Recipe"' in schema.output
     assert "sudoku_cpu" in runner.invoke(cli, ["recipes", "list"]).output
+
+
+def test_recipes_in_sub_folders_are_named_by_their_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./recipes: the repository's are the shipped ones
+    shipped, recipes = ROOT / "recipes", find_recipes()
+    assert recipes["sudoku_mlp"] == shipped / "sudoku_mlp.yaml"
+    assert recipes["fast/sudoku_mlp"] == shipped / "fast" / "sudoku_mlp.yaml"
+    assert recipes["paper/table1_trm"] == shipped / "paper" / "table1_trm.yaml"
+    assert resolve_recipe_path("fast/sudoku6_cpu") == shipped / "fast" / "sudoku6_cpu.yaml"
+    runner = CliRunner()
+    listed = [line.split()[0] for line in runner.invoke(cli, ["recipes", "list"]).output.splitlines()]
+    assert {"sudoku_cpu", "fast/sudoku6_cpu", "paper/table1_trm"} <= set(listed)
+    show = runner.invoke(cli, ["recipes", "show", "fast/sudoku6_cpu"])
+    assert show.output == (shipped / "fast" / "sudoku6_cpu.yaml").read_text()
+    validate = runner.invoke(cli, ["recipes", "validate", "fast/sudoku6_cpu", "paper/table1_trm"])
+    assert validate.exit_code == 0, validate.output
+
+
+def test_a_local_sub_folder_recipe_wins_its_name_and_hidden_folders_are_skipped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recipes" / "fast").mkdir(parents=True)
+    (tmp_path / "recipes" / ".ipynb_checkpoints").mkdir()
+    local = write(tmp_path / "recipes" / "fast", BASE, "sudoku6_cpu.yaml")
+    write(tmp_path / "recipes" / ".ipynb_checkpoints", BASE, "sudoku_cpu-checkpoint.yaml")
+    recipes = find_recipes()
+    assert recipes["fast/sudoku6_cpu"].samefile(local)
+    assert recipes["sudoku_cpu"] == ROOT / "recipes" / "sudoku_cpu.yaml"
+    assert not [name for name in recipes if "checkpoint" in name]
 
 
 def test_the_schema_carries_the_field_help():

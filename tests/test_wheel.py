@@ -62,6 +62,8 @@ def test_an_installed_wheel_lists_and_runs_the_shipped_recipes_by_name(wheel, tm
                            cwd=away, env=env, check=True, timeout=120).stdout
     assert where.startswith(str(tmp_path / "venv")), f"trmzoo came from {where}, not the installed wheel"
     listed = {line.split()[0] for line in trmzoo("recipes", "list").splitlines() if line.strip()}
-    assert {"sudoku_cpu", "sudoku_mlp", "arc1_att"} <= listed
+    assert {"sudoku_cpu", "sudoku_mlp", "arc1_att", "fast/sudoku6_cpu", "fast/sudoku_mlp", "paper/table1_trm"} <= listed
     assert "valid; model" in trmzoo("train", "sudoku_cpu", "--dry-run")
+    assert "valid; model" in trmzoo("train", "fast/sudoku6_cpu", "--dry-run")
     assert trmzoo("recipes", "show", "sudoku_cpu") == (ROOT / "recipes" / "sudoku_cpu.yaml").read_text()
+    assert trmzoo("recipes", "show", "paper/table1_trm") == (ROOT / "recipes" / "paper" / "table1_trm.yaml").read_text()

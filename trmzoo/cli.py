@@ -409,9 +409,11 @@ def recipes():
 def recipes_list():
     from trmzoo.recipe import find_recipes
 
-    for name, path in find_recipes().items():
-        first = path.read_text().splitlines()[0] if path.read_text() else ""
-        click.echo(f"{name:24s} {first.lstrip('# ').strip()}")
+    found = find_recipes()
+    width = max(map(len, found), default=0)  # sub-folder names ("paper/table1_trm") run long
+    for name, path in found.items():
+        first = next(iter(path.read_text().splitlines()), "")
+        click.echo(f"{name:{width}s}  {first.lstrip('# ').strip()}")
 
 
 @recipes.command("show")

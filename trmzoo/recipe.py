@@ -327,11 +327,19 @@ def recipe_dirs() -> list[Path]:
 
 
 def find_recipes() -> dict[str, Path]:
+    """Named recipes, the first directory of recipe_dirs() winning a name.
+
+    A recipe in a sub-folder is named by its relative path ("fast/sudoku_mlp"), so that it neither
+    hides nor is hidden by a top-level one ("sudoku_mlp"). Hidden folders (.ipynb_checkpoints) hold
+    copies, not recipes, and are skipped.
+    """
     found: dict[str, Path] = {}
     get_registry()
     for d in recipe_dirs():
-        for path in sorted(d.glob("*.yaml")):
-            found.setdefault(path.stem, path)
+        names = {path.relative_to(d).with_suffix("").as_posix(): path for path in d.rglob("*.yaml")}
+        for name in sorted(names, key=lambda n: (n.count("/"), n)):  # top-level recipes first
+            if not any(part.startswith(".") for part in name.split("/")):
+                found.setdefault(name, names[name])
     return found
 
 
