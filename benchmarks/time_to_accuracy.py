@@ -13,6 +13,7 @@ whose accuracy is at or above it, so times to a level are upper bounds by at mos
         paper=benchmarks/time_to_accuracy/sudoku6_paper.yaml \\
         --budget-s 600 --eval-every-s 30 --seeds 0 --baseline today --out runs/tta
 
+``--replot`` prints the table and draws the figure again from ``--out``/tta.json without training.
 ``--merge`` adds this invocation's runs to an existing ``--out``/tta.json (same label and seed
 replaced), so recipes may be run in separate invocations on the same data (a CPU lock held at most
 15 minutes); the summary and the PNG always cover every run in the file. ``--end-to-end`` instead runs
@@ -172,25 +173,28 @@ def summarise(runs: list[dict], levels: list[float], baseline: str | None) -> tu
 
 
 def draw(runs: list[dict], path: Path, title: str) -> None:
+    """Held-out exact accuracy (left) and cell accuracy (right) against training time, one line per run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     colours = {}
     for run in runs:
         colour = colours.setdefault(run["label"], f"C{len(colours)}")
         xs = [p["train_s"] / 60 for p in run["points"]]
-        ys = [100 * p["exact"] for p in run["points"]]
         first = sum(r["label"] == run["label"] for r in runs[: runs.index(run)]) == 0
-        ax.plot(xs, ys, marker=".", color=colour, label=run["label"] if first else None, alpha=0.85)
-    ax.set_xlabel("training wall time, minutes (evaluation excluded)")
-    ax.set_ylabel("held-out exact accuracy, %")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title, fontsize=9)
+        for ax, key in zip(axes, ("exact", "token")):
+            ax.plot(xs, [100 * p[key] for p in run["points"]], marker=".", color=colour,
+                    label=run["label"] if first else None, alpha=0.85)
+    for ax, what in zip(axes, ("exact accuracy (whole puzzle right)", "cell accuracy")):
+        ax.set_xlabel("training wall time, minutes (evaluation excluded)")
+        ax.set_ylabel(f"held-out {what}, %")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -225,7 +229,7 @@ def end_to_end(path: str, overrides: list[str], seed: int, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("recipes", nargs="+", metavar="LABEL=RECIPE")
+    parser.add_argument("recipes", nargs="*", metavar="LABEL=RECIPE")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="LABEL:KEY=VALUE",
                         help="An override for one recipe.")
     parser.add_argument("--set-all", action="append", default=[], metavar="KEY=VALUE",
@@ -248,6 +252,8 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="Add to the runs already in OUT/tta.json.")
     parser.add_argument("--stop-below", type=float, default=0.0,
                         help="--end-to-end: stop after a seed whose accuracy is below this.")
+    parser.add_argument("--replot", action="store_true",
+                        help="Print the table and draw the figure again from OUT/tta.json (no training).")
     parser.add_argument("--end-to-end", action="store_true",
                         help="Time `trmzoo train` of the one recipe given, per seed, from nothing to its final evaluation.")
     args = parser.parse_args()
@@ -257,14 +263,21 @@ def main() -> None:
                               for lab, _, ts in (x.partition("=") for x in args.label_eval_at)}
     except ValueError:
         sys.exit("error: --label-eval-at expects LABEL=T1,T2,... (seconds)")
+    if not args.recipes and not args.replot:
+        sys.exit("error: give at least one LABEL=RECIPE")
     specs = parse_specs(args.recipes, args.sets, args.set_all)
     for label in args.label_eval_at:
         if label not in specs:
             sys.exit(f"error: --label-eval-at {label}=...: expected a LABEL among {sorted(specs)}")
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / RESULTS
-    saved = json.loads(results_path.read_text()) if args.merge and results_path.exists() else {}
+    saved = json.loads(results_path.read_text()) if (args.merge or args.replot) and results_path.exists() else {}
 
+    if args.replot:
+        if "runs" not in saved:
+            sys.exit(f"error: --replot: no curves in {results_path}")
+        report(saved, args)
+        return
     if args.end_to_end:
         if len(specs) != 1:
             sys.exit("error: --end-to-end takes one LABEL=RECIPE")
@@ -315,12 +328,19 @@ def main() -> None:
     keep = [r for r in saved.get("runs", []) if (r["label"], r["seed"]) not in {(r2["label"], r2["seed"]) for r2 in runs}]
     saved["runs"] = keep + runs
     saved.setdefault("invocations", []).append(invocation)
+    print(f"\nload before {before}, after {after}")
+    report(saved, args)
+
+
+def report(saved: dict, args) -> None:
+    """The summary table (printed and kept in the JSON) and the figure of every run in ``saved``."""
     table, summary = summarise(saved["runs"], args.levels, args.baseline)
     saved["summary"] = summary
+    results_path = args.out / RESULTS
     results_path.write_text(json.dumps(saved, indent=1))
-    title = f"{args.budget_s:.0f} s of training per run; {machine(args.threads)}"
-    draw(saved["runs"], args.out / FIGURE, title)
-    print(f"\nload before {before}, after {after}\n\n{table}\n\nwrote {results_path} and {args.out / FIGURE}")
+    last = saved["invocations"][-1]
+    draw(saved["runs"], args.out / FIGURE, f"{last['budget_s']:.0f} s of training per run; {last['machine']}")
+    print(f"\n{table}\n\nwrote {results_path} and {args.out / FIGURE}")
 
 
 if __name__ == "__main__":
