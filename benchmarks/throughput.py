@@ -173,9 +173,7 @@ def run_config(name: str, mode: str, compiled: bool, batch_size: int, device: to
     model = trmzoo.create_model(name, forward_dtype=forward_dtype).to(device)
     context = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if mode == "autocast" else nullcontext
     if compiled:
-        for net in (model.recursion.net, getattr(model.recursion, "y_net", None)):
-            if net is not None:
-                net.compile()
+        model.compile()  # as train.compile: the whole supervision step
     batch = random_batch(model, batch_size, device)
     optimizer = AdamATan2(list(model.parameters()), lr=1e-4, weight_decay=1.0)
     sparse = SparseSignSGD(model.puzzle_emb, lr=1e-4, weight_decay=1.0) if model.puzzle_emb is not None else None

@@ -27,7 +27,7 @@ GPU it is used on both sides, otherwise ``torch.optim.AdamW`` (same lr, betas an
 decay) replaces it on both sides; the output names the optimizer. Nothing is changed in
 trmzoo or the official code. ``torch.compile`` is applied as each code base does it: the
 official ``pretrain.py`` compiles the whole ``ACTLossHead``; trmzoo's ``train.compile``
-compiles the reasoning networks.
+compiles the whole supervision step (``model.compile()``; the loss stays eager).
 
 The ratio is official seconds / trmzoo seconds (above 1: trmzoo is faster), for the best
 and the median round. The load average (/proc/loadavg) is recorded before and after each
@@ -148,9 +148,7 @@ class Sides:
         silently run eager. A training run compiles one model, as each case does here."""
         torch._dynamo.reset()
         self.head = torch.compile(self.head)  # as the official pretrain.py
-        for net in (self.ours.recursion.net, getattr(self.ours.recursion, "y_net", None)):  # as trmzoo's train.compile
-            if net is not None:
-                net.compile()
+        self.ours.compile()  # as trmzoo's train.compile: the whole supervision step
 
     # -- the agreement check ------------------------------------------------------------------
     def one_step(self, states_only: bool = False) -> tuple[dict, dict]:

@@ -182,3 +182,24 @@ def test_muon_takes_the_recursion_matrices_and_adam_atan2_the_rest(maze_dir, tmp
 def test_linear_schedule_decays_to_the_floor_at_max_steps():
     lrs = [lr_at(s, base_lr=1.0, warmup_steps=2, total_steps=6, min_ratio=0.1, shape="linear") for s in range(1, 8)]
     assert lrs == pytest.approx([0.5, 1.0, 0.775, 0.55, 0.325, 0.1, 0.1])
+
+
+# -- torch.compile -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_compile_runs_the_whole_supervision_step_compiled_and_trains_as_eager(maze_dir, tmp_path):
+    torch._dynamo.reset()
+    sets = (f"data.dir={maze_dir}", "train.curriculum=[{until_step: 2, H_cycles: 1, L_cycles: 1}]")
+    eager = make_trainer(tmp_path / "eager", read_yaml(MAZE), *sets)
+    compiled = make_trainer(tmp_path / "compiled", read_yaml(MAZE), *sets, "train.compile=true")
+    assert compiled.model._compiled_call_impl is not None and eager.model._compiled_call_impl is None
+    torch._dynamo.utils.counters.clear()
+    for _ in range(4):  # two steps in the curriculum's stage, two at the model's depth
+        ours, theirs = compiled.train_step(), eager.train_step()
+        for key in ("loss", "accuracy", "count"):
+            assert float(ours[key]) == pytest.approx(float(theirs[key]), rel=1e-4, abs=1e-5), key
+    # Dynamo compiled the step itself (embedding, recursion, heads), once per depth and grad mode
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2
+    for (name, a), b in zip(compiled.model.named_parameters(), eager.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    assert compiled.evaluate()["exact_accuracy"] == eager.evaluate()["exact_accuracy"]
+    torch._dynamo.reset()

@@ -97,6 +97,7 @@ class TrainConfig(Config):
     autocast: bool = False
     """Use torch.autocast for the forward dtype instead of the official explicit casts."""
     compile: bool = False
+    """``torch.compile`` the whole supervision step (``model.compile()``), for training and evaluation."""
 
     @model_validator(mode="after")
     def _check_curriculum(self):

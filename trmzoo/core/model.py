@@ -214,7 +214,21 @@ class RecursiveModel(nn.Module):
         early_exit: bool = False,
         explore: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[Carry, StepOutput]:
-        """One supervision step from ``carry``; halted slots first take ``batch``'s example."""
+        """One supervision step from ``carry``; halted slots first take ``batch``'s example.
+
+        It is the module's ``forward``, so ``model.compile()`` compiles the whole step (embedding,
+        recursion, heads, halting), as the official code compiles its loss head."""
+        return self(carry, batch, early_exit=early_exit, explore=explore)
+
+    def forward(
+        self,
+        carry: Carry,
+        batch: dict[str, torch.Tensor],
+        *,
+        early_exit: bool = False,
+        explore: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[Carry, StepOutput]:
+        """The supervision step itself; call :meth:`step`."""
         carry = self.begin(carry, batch)
         y, z, steps, data = carry.y, carry.z, carry.steps, carry.data
         x = self.embed(data["inputs"], data["puzzle_identifiers"])

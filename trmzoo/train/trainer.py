@@ -149,9 +149,7 @@ class Trainer:
         self.state = TrainState(step=0, carry=None)
         self.tensorboard = None
         if cfg.compile:
-            for net in (self.model.recursion.net, getattr(self.model.recursion, "y_net", None)):
-                if net is not None:
-                    net.compile()
+            self.model.compile()  # the whole supervision step, training and evaluation
 
     # -- set-up ------------------------------------------------------------------------------
     def _augmenter(self) -> Augment:
