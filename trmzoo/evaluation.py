@@ -137,9 +137,8 @@ def evaluate(
                 answers.preds[:real].cpu().numpy(), answers.q_halt[:real].float().cpu().numpy(),
                 answers.steps[:real].cpu().numpy(),
                 # what the batch cost, its padding rows' share left out (exact where every row runs alike)
-                (answers.sample_steps * real / len(answers.steps), sum(network_rows) * real / len(answers.steps)),
+                (answers.sample_steps * real / len(answers.steps), network_rows.take() * real / len(answers.steps)),
             )
-            network_rows.clear()
             for numpy_batch, preds, q_halt, steps, cost in gather_to_main(part, dist) or []:
                 spent = [spent[0] + cost[0], spent[1] + cost[1]]
                 if len(steps):

@@ -89,14 +89,30 @@ def networks(model: RecursiveModel) -> list[torch.nn.Module]:
     return list(model.recursion.children())
 
 
+class RowCount:
+    """Batch rows of every call of the recursion's networks, summed in a tensor: a compiled model traces
+    the in-place add, where appending to a Python list made it recompile at every call."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.rows = torch.zeros((), dtype=torch.int64, device=device)
+
+    def __call__(self, module: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
+        self.rows.add_(args[0].shape[0])
+
+    def take(self) -> int:
+        """The rows counted since the last ``take``."""
+        rows = int(self.rows)
+        self.rows.zero_()
+        return rows
+
+
 @contextmanager
-def count_network_rows(model: RecursiveModel) -> Iterator[list[int]]:
-    """Inside the block, the list receives the batch rows of every call of the recursion's networks."""
-    rows: list[int] = []
-    hooks = [net.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
-             for net in networks(model)]
+def count_network_rows(model: RecursiveModel) -> Iterator[RowCount]:
+    """Inside the block, the yielded :class:`RowCount` counts the rows the recursion's networks run."""
+    count = RowCount(model.device)
+    hooks = [net.register_forward_hook(count) for net in networks(model)]
     try:
-        yield rows
+        yield count
     finally:
         for hook in hooks:
             hook.remove()
