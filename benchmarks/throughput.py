@@ -240,8 +240,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="batch per step (default: per model, small on CPU, paper per-GPU on CUDA)")
     parser.add_argument("--repeats", type=int, help="timed steps per phase (default 3 on CPU, 10 on CUDA)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (compile happens here)")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd networks")
-    parser.add_argument("--compile-only", action="store_true", help="time only the compiled networks")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the compiled models (model.compile(): the whole supervision step)")
+    parser.add_argument("--compile-only", action="store_true", help="time only the compiled models")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (CPU)")
     parser.add_argument("--peak-sizes", nargs="+", type=int, default=[2048, 3072, 4096])
