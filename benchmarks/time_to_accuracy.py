@@ -269,7 +269,6 @@ def main() -> None:
     for label in args.label_eval_at:
         if label not in specs:
             sys.exit(f"error: --label-eval-at {label}=...: expected a LABEL among {sorted(specs)}")
-    args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / RESULTS
     saved = json.loads(results_path.read_text()) if (args.merge or args.replot) and results_path.exists() else {}
 
@@ -278,6 +277,7 @@ def main() -> None:
             sys.exit(f"error: --replot: no curves in {results_path}")
         report(saved, args)
         return
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.end_to_end:
         if len(specs) != 1:
             sys.exit("error: --end-to-end takes one LABEL=RECIPE")
