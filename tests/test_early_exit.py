@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trmzoo.core.layers import ONEDNN_BF16, CastedLinear
 from trmzoo.data import read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.evaluation import evaluate
@@ -139,6 +140,26 @@ def test_cast_weight_cache_follows_weight_updates():
     assert torch.equal(after, fresh.rollout(b)[-1].logits)
     model.load_state_dict(tiny(forward_dtype="bfloat16").state_dict())  # a load is seen too
     assert torch.equal(model.rollout(b)[-1].logits, before)
+
+
+def test_kept_bf16_weight_is_prepacked_on_cpu_and_gives_the_same_values():
+    if not ONEDNN_BF16:
+        pytest.skip("this torch or CPU has no oneDNN bf16 linear: the plain product runs")
+    g = torch.Generator().manual_seed(0)
+    layer = CastedLinear(24, 40, bias=True)
+    with torch.no_grad():
+        layer.bias.normal_(generator=g)
+        for x in (torch.randn(3, 7, 24, generator=g).bfloat16(), torch.randn(5, 24, generator=g).bfloat16()):
+            expected = F.linear(x, layer.weight.bfloat16(), layer.bias.bfloat16())
+            assert torch.equal(layer(x), expected)
+        packed = layer._packed[1]
+        assert packed.layout == torch._mkldnn
+        layer.weight.mul_(-1)  # as an optimizer step: the packed copy is made again
+        assert torch.equal(layer(x), F.linear(x, layer.weight.bfloat16(), layer.bias.bfloat16()))
+        assert layer._packed[1] is not packed
+    x.requires_grad_(True)  # with gradient: the plain product, through autograd
+    layer(x).sum().backward()
+    assert layer.weight.grad is not None and x.grad is not None
 
 
 def test_bf16_cpu_attention_agrees_with_sdpa():

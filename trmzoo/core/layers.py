@@ -29,12 +29,25 @@ def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0, lower: float = -2
         return tensor.clip_(lower * scale, upper * scale)
 
 
+def _onednn_bf16() -> bool:
+    """Whether this torch has oneDNN's linear on prepacked weights and this CPU runs it in bf16."""
+    try:
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        return False
+
+
+ONEDNN_BF16 = _onednn_bf16()
+
+
 class CastedLinear(nn.Module):
     """Linear map with fp32 master weights cast to the input dtype; truncated LeCun init.
 
     Without gradient the cast weight is kept and reused until the master weight changes
     (an optimizer step, a load): a supervision step calls the same net up to 21 times,
-    and casting every time cost several percent of a bf16 step on a CPU.
+    and casting every time cost several percent of a bf16 step on a CPU. In bf16 on a CPU
+    the kept weight is also prepacked in oneDNN's layout, whose products are 20-30% faster
+    at a few hundred rows (same values).
     """
 
     def __init__(self, in_features: int, out_features: int, *, bias: bool = False) -> None:
@@ -42,6 +55,7 @@ class CastedLinear(nn.Module):
         self.weight = nn.Parameter(trunc_normal_init_(torch.empty(out_features, in_features), std=in_features**-0.5))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self._cast: tuple[torch.Tensor, int, torch.Tensor] | None = None  # (master view, its version, cast copy)
+        self._packed: tuple[torch.Tensor, torch.Tensor] | None = None  # (the cast copy it was packed from, packed)
 
     def cast_weight(self, dtype: torch.dtype) -> torch.Tensor:
         """The weight in ``dtype`` (for callers that multiply by it themselves, weight on the left)."""
@@ -56,7 +70,16 @@ class CastedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.bias.to(x.dtype) if self.bias is not None else None
-        return F.linear(x, self.cast_weight(x.dtype), bias)
+        weight = self.cast_weight(x.dtype)
+        if ONEDNN_BF16 and x.dtype == torch.bfloat16 and x.device.type == "cpu" and weight is self._cast_copy():
+            packed = self._packed
+            if packed is None or packed[0] is not weight:  # packed once per kept cast, for its row count
+                packed = self._packed = (weight, torch.ops.mkldnn._reorder_linear_weight(weight, x.numel() // x.shape[-1]))
+            return torch.ops.mkldnn._linear_pointwise(x, packed[1], bias, "none", [], "")
+        return F.linear(x, weight, bias)
+
+    def _cast_copy(self) -> torch.Tensor | None:
+        return self._cast[2] if self._cast is not None else None
 
 
 class CastedEmbedding(nn.Module):
