@@ -197,12 +197,51 @@ def test_compile_runs_the_whole_supervision_step_compiled_and_trains_as_eager(ma
         ours, theirs = compiled.train_step(), eager.train_step()
         for key in ("loss", "accuracy", "count"):
             assert float(ours[key]) == pytest.approx(float(theirs[key]), rel=1e-4, abs=1e-5), key
-    # Dynamo compiled the step itself (embedding, recursion, heads), once per depth and grad mode
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2
+    # Dynamo compiled the step itself (embedding, recursion, heads) as one graph per depth, with no
+    # graph break (the puzzle embedding's leaf is made outside the step)
+    assert compiled.model.puzzle_emb is not None
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
+    assert not torch._dynamo.utils.counters["graph_break"]
     for (name, a), b in zip(compiled.model.named_parameters(), eager.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    torch.testing.assert_close(compiled.model.puzzle_emb.weight, eager.model.puzzle_emb.weight, rtol=1e-4, atol=1e-5)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     assert compiled.evaluate()["exact_accuracy"] == eager.evaluate()["exact_accuracy"]
     # evaluation adds its graph without gradient, not one per call (counting network rows once recompiled each call)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs <= 2
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_compile_for_inference_evaluates_as_eager_and_refuses_to_run_once_the_weights_changed():
+    from trmzoo.testing import tiny_model
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = tiny_model(vocab_size=6, seq_len=9, num_puzzle_identifiers=3, forward_dtype="bfloat16",
+                       puzzle_emb_len=1, recursion={"H_cycles": 2, "L_cycles": 2}, halting={"max_steps": 2})
+    g = torch.Generator().manual_seed(1)
+    batch = {"inputs": torch.randint(1, 6, (4, 9), generator=g), "puzzle_identifiers": torch.randint(0, 3, (4,), generator=g)}
+
+    def logits():
+        with torch.no_grad():
+            return model.step(model.initial_carry(batch), batch)[1].logits.float()
+
+    model.eval()
+    eager = logits()
+    model.compile_for_inference()
+    frozen = logits()
+    torch.testing.assert_close(frozen, eager, rtol=0, atol=0.05 * eager.abs().max().item())  # bf16, fused differently
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1)
+    with pytest.raises(RuntimeError, match="compile_for_inference"):
+        logits()
+    model.compile_for_inference()
+    torch.testing.assert_close(logits(), -frozen, rtol=0, atol=0.05 * eager.abs().max().item())
+    model.compile()  # a training compile ends the frozen one: weights may change again
+    model.train()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1)
+    model.eval()
+    torch.testing.assert_close(logits(), eager, rtol=0, atol=0.05 * eager.abs().max().item())
     torch._dynamo.reset()

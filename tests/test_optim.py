@@ -60,6 +60,27 @@ def test_sparse_sign_sgd_touches_only_batch_rows_and_sums_duplicates():
     assert emb.last_lookup is None  # consumed: a second step without a forward does nothing
 
 
+def test_sparse_sign_sgd_second_step_uses_only_its_own_gradient():
+    """The looked-up rows are one leaf reused across steps (so a compiled step has no graph break);
+    the second step's update must come from the second backward alone, at the second batch's ids."""
+    lr = 0.1
+    emb = PuzzleEmbedding(4, 2)
+    start = torch.tensor([[1.0, -1.0], [2.0, 0.5], [-3.0, 4.0], [0.25, -2.0]])
+    emb.weight.copy_(start)
+    sgd = SparseSignSGD(emb, lr=lr, weight_decay=0.0)
+    (emb(torch.tensor([0, 1])) * torch.tensor([[5.0, 5.0], [-5.0, -5.0]])).sum().backward()
+    sgd.step()
+    after_first = emb.weight.clone()
+    # second batch: id 1 then id 2; a gradient left from the first step (+5 / -5) would flip these signs
+    (emb(torch.tensor([1, 2])) * torch.tensor([[-1.0, 1.0], [1.0, -1.0]])).sum().backward()
+    sgd.step()
+    expected = after_first.clone()
+    expected[1] -= lr * torch.tensor([-1.0, 1.0])
+    expected[2] -= lr * torch.tensor([1.0, -1.0])
+    assert torch.equal(emb.weight, expected)
+    assert torch.equal(emb.weight[0], start[0] - lr) and torch.equal(emb.weight[3], start[3])
+
+
 def test_sparse_lookup_only_in_training_with_grad():
     emb = PuzzleEmbedding(3, 2)
     emb.eval()

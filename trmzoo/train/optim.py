@@ -69,6 +69,7 @@ class SparseSignSGD:
         table = self.embedding.weight
         rows = table[unique] * (1 - self.lr * self.weight_decay) - self.lr * summed.sign()
         table[unique] = rows.to(table.dtype)
+        lookup[1].grad = None  # the leaf is refilled at the next forward; its gradient must not add up
         self.embedding.last_lookup = None
 
 
