@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 import trmzoo.weights
-from trmzoo.cli import cli
+from trmzoo.cli import cli, quiet_libraries
 from trmzoo.data.format import read_split, write_identifiers, write_split
 from trmzoo.errors import CheckpointError, RecipeError
 from trmzoo.plot import RUN_PANELS, run_figure
@@ -302,6 +303,18 @@ def test_eval_prints_the_task_metrics_of_a_run(base_run):
     metrics = json.loads(result.output)
     final = [r for r in read_metrics(base_run) if "eval/count" in r][-1]  # the same EMA weights
     assert metrics == pytest.approx({k.removeprefix("eval/"): v for k, v in final.items() if k != "step"}, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_eval_compiled_gives_the_metrics_of_eager(base_run, monkeypatch):
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    quiet_libraries()  # as trmzoo's entry point does: torch's note on CUDA_HOME would precede the JSON
+    args = ["eval", str(base_run), "--json", "--batch-size", "16", "--device", "cpu"]
+    eager = json.loads(CliRunner().invoke(cli, args).output)
+    result = CliRunner().invoke(cli, [*args, "--compile"])
+    assert result.exit_code == 0, result.output
+    torch._dynamo.reset()
+    assert json.loads(result.output) == pytest.approx(eager, abs=1e-5)
 
 
 def test_tensorboard_events_when_installed(base_run):

@@ -132,8 +132,10 @@ class ZooGroup(click.Group):
 
 def quiet_libraries() -> None:
     """Other libraries' chatter that would bury the one-line error: huggingface_hub's retry log (its
-    own HTTP timeouts bound the wait, 10 s by default) and the multi-line form of warnings."""
+    own HTTP timeouts bound the wait, 10 s by default), a CUDA build of torch's note on a machine
+    without CUDA when ``--compile`` loads its C++ extension tools, and the multi-line form of warnings."""
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
     def show(message, category, filename, lineno, file=None, line=None):
         click.echo(f"warning: {one_line(str(message))}", err=True)
@@ -220,9 +222,11 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @click.option("--submission", type=click.Path(dir_okay=False), help="Write a submission file (ARC: Kaggle format).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--compile", "compiled", is_flag=True,
+              help="torch.compile the step with the weights frozen in (slower start, faster steps; a CPU needs a C++ compiler).")
 @click.option("--json", "as_json", is_flag=True)
 def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, strategy_options, submission,
-                 batch_size, device, as_json):
+                 batch_size, device, compiled, as_json):
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split; a pretrained name
     needs --data DIR, the data build `trmzoo info NAME` names."""
     from trmzoo.api import load
@@ -246,6 +250,8 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
             raise TrmzooError(f"{model}: not a run folder; pass --data DIR")
         data_dir = recipe_cls().model_validate(read_yaml(recipe_file)).data.dir
     evaluator_options = check_evaluator_options(task, _key_values(options, "--option"), "--option")
+    if compiled:
+        loaded.compile_for_inference()
     metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit, max_puzzles=max_puzzles,
                        evaluator_options=evaluator_options, submission=submission,
                        progress=not as_json, strategy=strategy,
