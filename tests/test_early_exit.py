@@ -157,9 +157,34 @@ def test_kept_bf16_weight_is_prepacked_on_cpu_and_gives_the_same_values():
         layer.weight.mul_(-1)  # as an optimizer step: the packed copy is made again
         assert torch.equal(layer(x), F.linear(x, layer.weight.bfloat16(), layer.bias.bfloat16()))
         assert layer._packed[1] is not packed
-    x.requires_grad_(True)  # with gradient: the plain product, through autograd
-    layer(x).sum().backward()
-    assert layer.weight.grad is not None and x.grad is not None
+
+
+@pytest.mark.parametrize("train_weights", [True, False])
+def test_kept_bf16_weight_gives_the_gradients_of_a_per_call_cast(train_weights):
+    """With gradient the kept (and on a CPU prepacked) cast is used too; every gradient must be the one
+    autograd computes through the official per-call cast, bit for bit, also with frozen weights."""
+    g = torch.Generator().manual_seed(0)
+    layer = CastedLinear(24, 40, bias=True)
+    with torch.no_grad():
+        layer.bias.normal_(generator=g)
+    layer.requires_grad_(train_weights)
+    x = torch.randn(3, 7, 24, generator=g).bfloat16()
+    upstream = torch.randn(3, 7, 40, generator=g)
+    grads = []
+    for use_layer in (True, False):
+        xi = x.clone().requires_grad_(True)
+        w, b = layer.weight.detach().clone().requires_grad_(train_weights), layer.bias.detach().clone().requires_grad_(train_weights)
+        if use_layer:
+            for _ in range(2):  # two calls, as the recursion calls a net several times per step
+                (layer(xi).float() * upstream).sum().backward()
+            grads.append((xi.grad, layer.weight.grad, layer.bias.grad))
+        else:
+            for _ in range(2):
+                (F.linear(xi, w.to(torch.bfloat16), b.to(torch.bfloat16)).float() * upstream).sum().backward()
+            grads.append((xi.grad, w.grad, b.grad))
+    for ours, reference in zip(*grads):
+        assert (ours is None) == (reference is None) and (ours is None or torch.equal(ours, reference))
+    assert grads[0][0] is not None and (grads[0][1] is not None) == train_weights
 
 
 def test_bf16_cpu_attention_agrees_with_sdpa():
