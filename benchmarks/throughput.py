@@ -173,7 +173,7 @@ def run_config(name: str, mode: str, compiled: bool, batch_size: int, device: to
     model = trmzoo.create_model(name, forward_dtype=forward_dtype).to(device)
     context = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if mode == "autocast" else nullcontext
     if compiled:
-        model.compile()  # as train.compile: the whole supervision step
+        model.compile()  # as train.compile: the whole supervision step (evaluation: below)
     batch = random_batch(model, batch_size, device)
     optimizer = AdamATan2(list(model.parameters()), lr=1e-4, weight_decay=1.0)
     sparse = SparseSignSGD(model.puzzle_emb, lr=1e-4, weight_decay=1.0) if model.puzzle_emb is not None else None
@@ -203,6 +203,8 @@ def run_config(name: str, mode: str, compiled: bool, batch_size: int, device: to
     result = {"model": name, "mode": mode, "compile": compiled, "batch": batch_size}
     started = time.perf_counter()
     for phase, fn in (("train", train_step), ("eval", eval_step)):
+        if compiled and phase == "eval":
+            model.compile_for_inference()  # as `trmzoo eval --compile`: the trained weights frozen in
         with PeakMemory(device) as memory:
             times = timed(fn, device, args.repeats, args.warmup)
         seconds, best = statistics.median(times), min(times)

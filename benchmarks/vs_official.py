@@ -26,13 +26,17 @@ This script never imports ``pretrain.py``: where that package imports and the de
 GPU it is used on both sides, otherwise ``torch.optim.AdamW`` (same lr, betas and weight
 decay) replaces it on both sides; the output names the optimizer. Nothing is changed in
 trmzoo or the official code. ``torch.compile`` is applied as each code base does it: the
-official ``pretrain.py`` compiles the whole ``ACTLossHead``; trmzoo's ``train.compile``
-compiles the whole supervision step (``model.compile()``; the loss stays eager).
+official ``pretrain.py`` compiles the whole ``ACTLossHead`` and evaluates with it; trmzoo's
+``train.compile`` compiles the whole supervision step (``model.compile()``; the loss stays eager)
+and ``trmzoo eval --compile`` compiles it with the weights frozen in
+(``model.compile_for_inference()``), which the compiled evaluation here uses.
 
 The ratio is official seconds / trmzoo seconds (above 1: trmzoo is faster), for the best
 and the median round. The load average (/proc/loadavg) is recorded before and after each
-case. trmzoo's bf16 eager rate is also given as a fraction of the peak matrix-multiply rate
-measured in the same process (FLOPs counted as in ``benchmarks/throughput.py``).
+case. Each side's rate in every case is also given as a fraction of the peak matrix-multiply
+rate of its dtype, measured in the same process before and after the cases (FLOPs of the model's
+matrix products and attention counted as in ``benchmarks/throughput.py``, the same for both sides):
+a side at 70% of the peak can be at most 1/0.7 = 1.43x faster, whatever is changed.
 
     git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels official
     pip install einops                     # the official model files import it
@@ -135,6 +139,7 @@ class Sides:
         self.eval_steps = eval_steps  # None: the whole rollout (the halting limit, 16 in the paper)
         self.our_carry = self.ours.initial_carry(self.batch)
         self.their_carry = self.their_initial_carry()
+        self.compiled = False
 
     def their_initial_carry(self):
         with self.device:  # the official carry is made on the default device (pretrain.py sets it)
@@ -149,6 +154,7 @@ class Sides:
         torch._dynamo.reset()
         self.head = torch.compile(self.head)  # as the official pretrain.py
         self.ours.compile()  # as trmzoo's train.compile: the whole supervision step
+        self.compiled = True
 
     # -- the agreement check ------------------------------------------------------------------
     def one_step(self, states_only: bool = False) -> tuple[dict, dict]:
@@ -204,9 +210,17 @@ class Sides:
 
     # -- the timed steps ----------------------------------------------------------------------
     def phase_functions(self, phase: str) -> dict:
-        """The two sides' step functions of one phase (``train`` or ``eval``), the official first."""
+        """The two sides' step functions of one phase (``train`` or ``eval``), the official first.
+
+        Compiled, trmzoo evaluates as ``trmzoo eval --compile`` does, with the weights frozen in
+        (``compile_for_inference``), and trains as ``train.compile`` does (``compile()``); the official
+        code has one compiled head for both."""
         if phase == "train":
+            if self.compiled:
+                self.ours.compile()
             return {"official": self.their_train, "trmzoo": self.our_train}
+        if self.compiled:
+            self.ours.compile_for_inference()
         return {"official": self.their_eval, "trmzoo": self.our_eval}
 
     def our_train(self) -> None:
@@ -303,9 +317,7 @@ def main() -> None:
     official = load_official(args.official)
     load_start = loadavg()
     print(f"load average at start: {load_start}", flush=True)
-    peaks = {}
-    if "bfloat16" in args.dtypes and "eager" in args.modes:
-        peaks["bfloat16"] = [peak_matmul(torch.bfloat16, device, args.peak_sizes, 3)]
+    peaks = {dtype: [peak_matmul(getattr(torch, dtype), device, args.peak_sizes, 3)] for dtype in args.dtypes}
     results, optimizer_name = [], None
     # Every configuration eager first, then compiled (compilation is the slow part); the JSON is rewritten
     # after each case, so a run stopped by a time limit keeps the cases it finished.
@@ -325,7 +337,7 @@ def main() -> None:
             case[phase] = summary(interleaved(sides.phase_functions(phase), args.rounds, args.warmup, device))
             steps = 1 if phase == "train" else (args.eval_steps or sides.ours.halting.max_steps)
             case[phase]["steps"] = steps
-            case[phase]["trmzoo_flops"] = flops[phase if phase == "train" else "eval"] * steps
+            case[phase]["flops"] = flops[phase if phase == "train" else "eval"] * steps
         case["load_after"] = loadavg()
         case["wall_s"] = time.perf_counter() - started
         results.append(case)
@@ -343,14 +355,13 @@ def main() -> None:
               f"{case['load_after']}", flush=True)
         del sides
         write(args, {"optimizer": optimizer_name, "peak_flops": peaks, "results": results, "complete": False})
-    if "bfloat16" in peaks:
-        peaks["bfloat16"].append(peak_matmul(torch.bfloat16, device, args.peak_sizes, 3))
-        peak = max(peaks["bfloat16"])
-        for case in results:
-            if case["dtype"] == "bfloat16" and case["mode"] == "eager":
-                for phase in args.phases:
-                    best = min(case[phase]["trmzoo_s"])
-                    case[phase]["trmzoo_fraction_of_peak"] = case[phase]["trmzoo_flops"] / best / peak
+    for dtype in args.dtypes:
+        peaks[dtype].append(peak_matmul(getattr(torch, dtype), device, args.peak_sizes, 3))
+    for case in results:
+        for phase in args.phases:
+            for side in ("official", "trmzoo"):
+                best = min(case[phase][f"{side}_s"])
+                case[phase][f"{side}_fraction_of_peak"] = case[phase]["flops"] / best / max(peaks[case["dtype"]])
     load_end = loadavg()
 
     print(f"\nevaluation rollout: {args.eval_steps or 'all'} supervision steps per timed call")
@@ -362,11 +373,14 @@ def main() -> None:
         cells = "".join(f" {c[p]['ratio_best']:.2f}x | {c[p]['ratio_median']:.2f}x |" for p in args.phases)
         lines.append(f"| {c['config']} | {c['dtype']} | {c['mode']} | {c['batch']} |{cells}")
     print("\n".join(lines))
-    fractions = [(c["config"], p, c[p]["trmzoo_fraction_of_peak"]) for c in results for p in args.phases
-                 if "trmzoo_fraction_of_peak" in c.get(p, {})]
-    if fractions:
-        print(f"\ntrmzoo bf16 eager, best round, of the peak matrix-multiply rate {max(peaks['bfloat16']) / 1e9:.0f} GFLOP/s: "
-              + ", ".join(f"{n} {p} {100 * f:.0f}%" for n, p, f in fractions))
+    print(f"\npeak matrix-multiply rate (best of square products, before and after): "
+          + ", ".join(f"{d} {max(v) / 1e9:.0f} GFLOP/s" for d, v in peaks.items()))
+    print("| config | dtype | mode |" + "".join(f" {p} official | {p} trmzoo |" for p in args.phases)
+          + "  (best round, % of the peak)")
+    for c in results:
+        print(f"| {c['config']} | {c['dtype']} | {c['mode']} |" + "".join(
+            f" {100 * c[p]['official_fraction_of_peak']:.0f}% | {100 * c[p]['trmzoo_fraction_of_peak']:.0f}% |"
+            for p in args.phases))
     machine = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
