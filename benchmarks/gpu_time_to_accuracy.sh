@@ -47,15 +47,8 @@ FAST=recipes/fast/sudoku_mlp.yaml
 mkdir -p "$WORK" "$RESULTS"
 exec > >(tee -a "$RESULTS/log.txt") 2>&1
 
-if ! "$PY" -c "import trmzoo, pydantic" 2>/dev/null; then
-    echo "installing trmzoo (and .whl/ if present) into /tmp/site"
-    if [[ -d .whl ]]; then
-        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    fi
-    "$PY" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target /tmp/site .
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-    "$PY" -c "import trmzoo, pydantic" || { echo "error: trmzoo or pydantic still missing (carry pydantic's wheels in .whl/)"; exit 1; }
-fi
+NEEDS=pydantic
+source benchmarks/gpu_setup.sh
 
 # One task for both recipes, from the official settings' file; the smoke run shrinks it.
 TASK=$("$PY" -c "import sys, yaml; print(yaml.safe_dump(yaml.safe_load(open(sys.argv[1]))['task'], default_flow_style=True, width=10**6).strip())" "$PAPER")

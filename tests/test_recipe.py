@@ -199,3 +199,13 @@ def test_gpu_time_to_accuracy_recipe_is_the_official_setting_on_hard_9x9():
     script = ROOT / "benchmarks" / "gpu_time_to_accuracy.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     assert "sudoku9_paper.yaml" in script.read_text() and "recipes/fast/sudoku_mlp.yaml" in script.read_text()
+
+
+def test_gpu_vs_official_script_runs_the_issue_cases_and_shares_the_install_step():
+    script = ROOT / "benchmarks" / "gpu_vs_official.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    assert "--device \"$DEVICE\"" in text and "sudoku_mlp arc_att" in text and "DTYPES:-bfloat16" in text
+    assert "MODES:-compile" in text
+    for name in ("gpu_vs_official.sh", "gpu_time_to_accuracy.sh"):  # one copy of the offline install step
+        assert "source benchmarks/gpu_setup.sh" in (ROOT / "benchmarks" / name).read_text()
