@@ -240,12 +240,12 @@ class RecursiveModel(nn.Module):
         return self(carry, batch, early_exit=early_exit, explore=explore)
 
     def compile_for_inference(self) -> "RecursiveModel":
-        """Compile the supervision step for evaluation with these weights: Inductor's freezing folds the
-        weights and their casts to the forward dtype into constants and prepacks them for the matrix
-        products, which a training compile cannot do (its weights change). In bf16 on a CPU an evaluation
-        step runs about 1.1-1.4x as fast as with ``compile()`` (docs/performance.md). Puts the model in
-        eval mode; a step after a weight or buffer changed (an optimizer step, a load, a move) raises
-        instead of computing with the old constants: call this again, then."""
+        """Compile the supervision step for evaluation with these weights, with Inductor's freezing, which
+        may treat the weights as constants (fold their casts, prepack them for the products): a training
+        compile cannot (its weights change). In bf16 on a CPU an evaluation step runs about 1.1-1.4x as
+        fast as with ``compile()`` (docs/performance.md). Puts the model in eval mode; a step after a weight
+        or buffer changed (an optimizer step, a load, a move) raises rather than risk computing with the
+        old ones: call this again, then."""
         self.eval()
         super().compile(options={"freezing": True})
         self._frozen = [(t, t._version, t.data_ptr()) for t in (*self.parameters(), *self.buffers())]
@@ -258,8 +258,8 @@ class RecursiveModel(nn.Module):
 
     def _check_frozen(self) -> None:
         if any(t._version != version or t.data_ptr() != ptr for t, version, ptr in self._frozen):
-            raise RuntimeError("the weights changed after compile_for_inference(), which compiled them in as "
-                               "constants: call model.compile_for_inference() again")
+            raise RuntimeError("the weights changed after compile_for_inference(), which may have compiled them "
+                               "in as constants: call model.compile_for_inference() again")
 
     def forward(
         self,
