@@ -2,6 +2,7 @@
 inner-loop schedule, --init-from, freeze_weights, the NaN guard, autocast, plot and eval."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -315,6 +316,16 @@ def test_eval_compiled_gives_the_metrics_of_eager(base_run, monkeypatch):
     assert result.exit_code == 0, result.output
     torch._dynamo.reset()
     assert json.loads(result.output) == pytest.approx(eager, abs=1e-5)
+
+
+def test_eval_compile_without_a_cpp_compiler_is_one_line_and_exit_1(base_run, tmp_path):
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "trmzoo", "eval", str(base_run), "--compile", "--device", "cpu"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: torch.compile on a CPU needs a working C++ compiler (")
+    assert "no-such-g++" in result.stderr and "set CXX" in result.stderr
 
 
 def test_tensorboard_events_when_installed(base_run):

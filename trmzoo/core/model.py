@@ -23,6 +23,7 @@ from trmzoo.core.halting import HaltingPolicy
 from trmzoo.core.layers import CastedEmbedding, CastedLinear
 from trmzoo.core.provenance import Provenance
 from trmzoo.core.recursion import Recursion
+from trmzoo.errors import TrmzooError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -247,14 +248,31 @@ class RecursiveModel(nn.Module):
         or buffer changed (an optimizer step, a load, a move) raises rather than risk computing with the
         old ones: call this again, then."""
         self.eval()
+        self._check_cpu_compiler()
         super().compile(options={"freezing": True})
         self._frozen = [(t, t._version, t.data_ptr()) for t in (*self.parameters(), *self.buffers())]
         return self
 
     def compile(self, *args: Any, **kwargs: Any) -> None:
         """``torch.compile`` the supervision step (``nn.Module.compile``); ends :meth:`compile_for_inference`."""
+        if kwargs.get("backend", "inductor") == "inductor":
+            self._check_cpu_compiler()
         self._frozen = None
         super().compile(*args, **kwargs)
+
+    def _check_cpu_compiler(self) -> None:
+        """Inductor's CPU code needs a C++ compiler: say so in one line now, not deep in the first step."""
+        if next(self.parameters()).device.type != "cpu":
+            return
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+        except ImportError:  # another torch: the first step will tell
+            return
+        try:
+            get_cpp_compiler()
+        except RuntimeError as exc:
+            raise TrmzooError(f"torch.compile on a CPU needs a working C++ compiler ({exc}): install one (g++) "
+                              "or set CXX, or run without compiling") from None
 
     def _check_frozen(self) -> None:
         if any(t._version != version or t.data_ptr() != ptr for t, version, ptr in self._frozen):
