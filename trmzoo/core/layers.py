@@ -40,6 +40,13 @@ def _onednn_bf16() -> bool:
 ONEDNN_BF16 = _onednn_bf16()
 
 
+def _kept_product(x: torch.Tensor, low: torch.Tensor, packed: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ low.T + bias``, through oneDNN's prepacked copy of ``low`` where there is one."""
+    if packed is not None:
+        return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+    return F.linear(x, low, bias)
+
+
 class _LinearOnKeptCast(torch.autograd.Function):
     """``x @ W.T + b`` with the kept low-precision copy of W (oneDNN-prepacked where given), so a call
     with gradient skips the cast of W. The backward computes what autograd computes through a per-call
@@ -49,9 +56,7 @@ class _LinearOnKeptCast(torch.autograd.Function):
     def forward(ctx, x, weight, low, packed, bias):
         ctx.save_for_backward(x, low)
         ctx.weight_dtype = weight.dtype
-        if packed is not None:
-            return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-        return F.linear(x, low, bias)
+        return _kept_product(x, low, packed, bias)
 
     @staticmethod
     def backward(ctx, grad):
@@ -113,9 +118,7 @@ class CastedLinear(nn.Module):
             packed = self._packed[1]
         if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (bias is not None and bias.requires_grad)):
             return _LinearOnKeptCast.apply(x, w, low, packed, bias)
-        if packed is not None:
-            return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-        return F.linear(x, low, bias)
+        return _kept_product(x, low, packed, bias)
 
 
 class CastedEmbedding(nn.Module):

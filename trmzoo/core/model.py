@@ -248,8 +248,7 @@ class RecursiveModel(nn.Module):
         or buffer changed (an optimizer step, a load, a move) raises rather than risk computing with the
         old ones: call this again, then."""
         self.eval()
-        self._check_cpu_compiler()
-        super().compile(options={"freezing": True})
+        self.compile(options={"freezing": True})
         self._frozen = [(t, t._version, t.data_ptr()) for t in (*self.parameters(), *self.buffers())]
         return self
 
