@@ -12,7 +12,7 @@ from torch import nn
 from trmzoo import hookimpl
 from trmzoo.core.config import Config
 from trmzoo.core.backbone import BackboneSpec, build_blocks
-from trmzoo.core.layers import CastedLinear, apply_rotary, rms_norm, rotary_tables
+from trmzoo.core.layers import CastedLinear, RMSNorm, apply_rotary, rotary_tables
 from trmzoo.errors import RecipeError
 
 
@@ -32,7 +32,7 @@ class SelfAttention(nn.Module):
         self.head_dim = spec.hidden_size // num_heads
         self.qkv_proj = CastedLinear(spec.hidden_size, 3 * num_heads * self.head_dim)
         self.o_proj = CastedLinear(num_heads * self.head_dim, spec.hidden_size)
-        self.norm = rms_norm(spec.hidden_size, spec.rms_norm_eps)
+        self.norm = RMSNorm(spec.hidden_size, eps=spec.rms_norm_eps)
         if rotary is not None:
             self.cos = nn.Buffer(rotary[0], persistent=False)
             self.sin = nn.Buffer(rotary[1], persistent=False)

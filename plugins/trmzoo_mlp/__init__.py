@@ -15,13 +15,12 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from trmzoo import hookimpl
 from trmzoo.core.backbone import BackboneSpec, build_blocks
-from trmzoo.core.layers import SwiGLU
+from trmzoo.core.layers import SwiGLU, rms_norm_fp32, silu_gate
 
 
 SLICE_TOKENS = 1024
@@ -49,11 +48,9 @@ class TokenMixer(SwiGLU):
         step = batch * dim if torch.is_grad_enabled() else max(1, SLICE_TOKENS // length) * dim
         mixed = []
         for start in range(0, batch * dim, step):
-            gate, up = (gate_up @ columns[:, start : start + step]).chunk(2, dim=0)
-            mixed.append(down @ (F.silu(gate) * up))
+            mixed.append(down @ silu_gate(gate_up @ columns[:, start : start + step], 0))
         mixed = mixed[0] if len(mixed) == 1 else torch.cat(mixed, dim=1)
-        x = (h + mixed.view(length, batch, dim).transpose(0, 1)).float()
-        return (x * torch.rsqrt(x.square().mean(1, keepdim=True) + self.eps)).to(h.dtype)
+        return rms_norm_fp32(h + mixed.view(length, batch, dim).transpose(0, 1), 1, self.eps)
 
 
 def build(config: MLPConfig, spec: BackboneSpec, num_layers: int) -> nn.Module:

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from trmzoo.core.layers import SwiGLU, rms_norm
+from trmzoo.core.layers import RMSNorm, SwiGLU
 from trmzoo.core.model import ModelConfigBase
 
 
@@ -44,7 +44,7 @@ class Block(nn.Module):
         super().__init__()
         self.mixer = mixer
         self.mlp = SwiGLU(spec.hidden_size, spec.expansion)
-        self.norm = rms_norm(spec.hidden_size, spec.rms_norm_eps)
+        self.norm = RMSNorm(spec.hidden_size, eps=spec.rms_norm_eps)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = self.mixer(h)

@@ -133,9 +133,54 @@ class CastedEmbedding(nn.Module):
         return F.embedding(ids, self.weight.to(self.dtype))
 
 
-def rms_norm(dim: int, eps: float) -> nn.Module:
-    """Parameter-free RMSNorm computed in fp32 (timm's layer matches the official function bit for bit)."""
-    return RmsNormFp32(dim, eps=eps, affine=False)
+class _RMSNormFp32(torch.autograd.Function):
+    """RMSNorm over ``dim`` in fp32 for a low-precision x: the official function's ops forward (the same
+    outputs, bit for bit) and a closed-form backward, ``(g - y * mean(g * y)) * rstd`` in four passes;
+    autograd through the ops, or PyTorch's fused kernel, took 1.7x as long on a CPU (docs/performance.md).
+    The gradient differs from autograd's in the last bits, as accurate against float64."""
+
+    @staticmethod
+    def forward(ctx, x, dim, eps):
+        xf = x.float()
+        rstd = torch.rsqrt(xf.square().mean(dim, keepdim=True) + eps)
+        normed = xf * rstd
+        ctx.save_for_backward(normed, rstd)
+        ctx.dim = dim
+        return normed.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        normed, rstd = ctx.saved_tensors
+        grad_f = grad.float()
+        grad_x = normed * (grad_f * normed).mean(ctx.dim, keepdim=True)
+        torch.sub(grad_f, grad_x, out=grad_x)
+        return grad_x.mul_(rstd).to(grad.dtype), None, None
+
+
+def _low_precision_with_grad(x: torch.Tensor) -> bool:
+    return x.dtype != torch.float32 and torch.is_grad_enabled() and x.requires_grad
+
+
+def rms_norm_fp32(x: torch.Tensor, dim: int, eps: float) -> torch.Tensor:
+    """Parameter-free RMSNorm of ``x`` over ``dim`` computed in fp32, returned in x's dtype. An fp32 x keeps
+    autograd's gradients through the official ops, bit for bit (the equivalence checks compare them)."""
+    if _low_precision_with_grad(x):
+        return _RMSNormFp32.apply(x, dim, eps)
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.square().mean(dim, keepdim=True) + eps)).to(x.dtype)
+
+
+class RMSNorm(RmsNormFp32):
+    """Parameter-free RMSNorm over the last dimension in fp32: timm's layer (PyTorch's fused kernel, the
+    official function's values bit for bit), with the closed-form backward above for low-precision inputs."""
+
+    def __init__(self, features: int, *, eps: float) -> None:
+        super().__init__(features, eps=eps, affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _low_precision_with_grad(x):
+            return _RMSNormFp32.apply(x, -1, self.eps)
+        return super().forward(x)
 
 
 def swiglu_width(hidden: int, expansion: float) -> int:
@@ -153,8 +198,41 @@ class SwiGLU(nn.Module):
         self.down_proj = CastedLinear(inner, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        return self.down_proj(silu_gate(self.gate_up_proj(x), -1))
+
+
+class _SiluGate(torch.autograd.Function):
+    """``silu(gate) * up`` for the two halves of one tensor; the backward writes both halves' gradients
+    into one tensor instead of concatenating them (the same products as autograd's, so the same bits)."""
+
+    @staticmethod
+    def forward(ctx, gate_up, dim):
+        gate, up = gate_up.chunk(2, dim)
+        activated = F.silu(gate)
+        ctx.save_for_backward(gate, up, activated)
+        ctx.dim = dim
+        return activated * up
+
+    @staticmethod
+    def backward(ctx, grad):
+        gate, up, activated = ctx.saved_tensors
+        shape = list(grad.shape)
+        shape[ctx.dim] *= 2
+        grad_gate_up = grad.new_empty(shape)
+        grad_gate, grad_up = grad_gate_up.chunk(2, ctx.dim)
+        torch.ops.aten.silu_backward(grad * up, gate, grad_input=grad_gate)
+        torch.mul(grad, activated, out=grad_up)
+        return grad_gate_up, None
+
+
+def silu_gate(gate_up: torch.Tensor, dim: int) -> torch.Tensor:
+    """SwiGLU's gating: ``silu(gate) * up`` where ``gate, up = gate_up.chunk(2, dim)``."""
+    gate, up = gate_up.chunk(2, dim)
+    if not (torch.is_grad_enabled() and gate_up.requires_grad):
+        return F.silu(gate).mul_(up)
+    if torch.compiler.is_compiling():  # Dynamo cannot write into the halves; autograd's form compiles to the same
+        return F.silu(gate) * up
+    return _SiluGate.apply(gate_up, dim)
 
 
 def rotary_tables(head_dim: int, positions: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,9 +243,40 @@ def rotary_tables(head_dim: int, positions: int, theta: float) -> tuple[torch.Te
     return angles.cos(), angles.sin()
 
 
+class _Rotary(torch.autograd.Function):
+    """Rotate-half RoPE computed in fp32 on the two halves directly, written back in x's dtype.
+
+    The official form (cast to fp32, ``cat(-x2, x1)``, two products, a sum, cast back) costs seven
+    full-size passes and autograd's backward as many; here each half is two products and one sum or
+    difference, in both directions. The same floating-point operations, so the same bits.
+    """
+
+    @staticmethod
+    def forward(ctx, x, cos, sin):
+        ctx.save_for_backward(cos, sin)
+        return _rotate(x, cos, sin, sign=1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin = ctx.saved_tensors
+        return _rotate(grad, cos, sin, sign=-1), None, None
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, sign: int) -> torch.Tensor:
+    """Rotation of x [B, S, H, Dh] by ``sign`` times the RoPE angles, in fp32 (a bf16 x is widened exactly
+    by the products), returned in x's dtype."""
+    half = x.shape[-1] // 2
+    cos, sin = cos[:, None, :half], sin[:, None, :half]  # NeoX tables repeat over both halves
+    x1, x2 = x[..., :half], x[..., half:]
+    first, second = (torch.sub, torch.add) if sign > 0 else (torch.add, torch.sub)
+    if torch.compiler.is_compiling():  # Dynamo cannot write into the halves; Inductor fuses the same ops
+        return torch.cat((first(x1 * cos, x2 * sin), second(x2 * cos, x1 * sin)), dim=-1).to(x.dtype)
+    out = torch.empty_like(x)
+    first(x1 * cos, x2 * sin, out=out[..., :half])
+    second(x2 * cos, x1 * sin, out=out[..., half:])
+    return out
+
+
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate ``x`` [B, S, H, Dh] in fp32 with the rotate-half convention, return in x's dtype."""
-    xf = x.float()
-    x1, x2 = xf.chunk(2, dim=-1)
-    rotated = torch.cat((-x2, x1), dim=-1)
-    return (xf * cos[:, None] + rotated * sin[:, None]).to(x.dtype)
+    return _Rotary.apply(x, cos, sin)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from trmzoo.core.backbone import BackboneSpec, build_blocks
-from trmzoo.core.layers import rms_norm, trunc_normal_init_
+from trmzoo.core.layers import RMSNorm, trunc_normal_init_
 from trmzoo.errors import RecipeError
 
 
@@ -43,7 +43,7 @@ class DepthwiseConv(nn.Module):
         self.weight = nn.Parameter(trunc_normal_init_(weight, std=kernel_size**-0.5))
         self.dilation = dilation
         self.padding = dilation * (kernel_size - 1) // 2
-        self.norm = rms_norm(spec.hidden_size, spec.rms_norm_eps)
+        self.norm = RMSNorm(spec.hidden_size, eps=spec.rms_norm_eps)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         mixed = F.conv1d(h.transpose(1, 2), self.weight.to(h.dtype), padding=self.padding,
