@@ -229,7 +229,7 @@ def silu_gate(gate_up: torch.Tensor, dim: int) -> torch.Tensor:
     """SwiGLU's gating: ``silu(gate) * up`` where ``gate, up = gate_up.chunk(2, dim)``."""
     gate, up = gate_up.chunk(2, dim)
     if not (torch.is_grad_enabled() and gate_up.requires_grad):
-        return F.silu(gate).mul_(up)
+        return F.silu(gate) * up
     if torch.compiler.is_compiling():  # Dynamo cannot write into the halves; autograd's form compiles to the same
         return F.silu(gate) * up
     return _SiluGate.apply(gate_up, dim)
@@ -243,40 +243,9 @@ def rotary_tables(head_dim: int, positions: int, theta: float) -> tuple[torch.Te
     return angles.cos(), angles.sin()
 
 
-class _Rotary(torch.autograd.Function):
-    """Rotate-half RoPE computed in fp32 on the two halves directly, written back in x's dtype.
-
-    The official form (cast to fp32, ``cat(-x2, x1)``, two products, a sum, cast back) costs seven
-    full-size passes and autograd's backward as many; here each half is two products and one sum or
-    difference, in both directions. The same floating-point operations, so the same bits.
-    """
-
-    @staticmethod
-    def forward(ctx, x, cos, sin):
-        ctx.save_for_backward(cos, sin)
-        return _rotate(x, cos, sin, sign=1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        cos, sin = ctx.saved_tensors
-        return _rotate(grad, cos, sin, sign=-1), None, None
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, sign: int) -> torch.Tensor:
-    """Rotation of x [B, S, H, Dh] by ``sign`` times the RoPE angles, in fp32 (a bf16 x is widened exactly
-    by the products), returned in x's dtype."""
-    half = x.shape[-1] // 2
-    cos, sin = cos[:, None, :half], sin[:, None, :half]  # NeoX tables repeat over both halves
-    x1, x2 = x[..., :half], x[..., half:]
-    first, second = (torch.sub, torch.add) if sign > 0 else (torch.add, torch.sub)
-    if torch.compiler.is_compiling():  # Dynamo cannot write into the halves; Inductor fuses the same ops
-        return torch.cat((first(x1 * cos, x2 * sin), second(x2 * cos, x1 * sin)), dim=-1).to(x.dtype)
-    out = torch.empty_like(x)
-    first(x1 * cos, x2 * sin, out=out[..., :half])
-    second(x2 * cos, x1 * sin, out=out[..., half:])
-    return out
-
-
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate ``x`` [B, S, H, Dh] in fp32 with the rotate-half convention, return in x's dtype."""
-    return _Rotary.apply(x, cos, sin)
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return (xf * cos[:, None] + rotated * sin[:, None]).to(x.dtype)

@@ -1,0 +1,93 @@
+"""The element-wise layers of trmzoo against the official forms, alone: RMSNorm and SwiGLU's gating.
+
+Each is timed forward without gradient and forward plus backward, on the shapes of one block of a paper
+configuration at the given batch (hidden 512, SwiGLU width 1536), interleaved rounds,
+medians. The official forms are written out here as the official code computes them (autograd through
+the ops); trmzoo's are the functions the model calls.
+
+    python benchmarks/elementwise.py --threads 1 --batch 4 --length 97
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from trmzoo.core.layers import RMSNorm, silu_gate
+
+
+def official_rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+
+def official_gate(gate_up: torch.Tensor) -> torch.Tensor:
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+def timed(fn, rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--length", type=int, default=97)
+    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds of --calls calls each")
+    parser.add_argument("--calls", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    g = torch.Generator().manual_seed(0)
+    batch, length = args.batch, args.length
+    hidden = torch.randn(batch, length, 512, generator=g).to(dtype)
+    gate_up = torch.randn(batch, length, 2 * 1536, generator=g).to(dtype)
+    norm = RMSNorm(512, eps=1e-5)
+    cases = {  # name: (input, official, trmzoo)
+        "RMSNorm [B, L, 512]": (hidden, official_rms_norm, norm),
+        "SwiGLU gating [B, L, 2 x 1536]": (gate_up, official_gate, lambda t: silu_gate(t, -1)),
+    }
+    print(f"batch {batch}, length {length}, {args.dtype}, threads {args.threads}, torch {torch.__version__},"
+          f" load average before {os.getloadavg()}")
+    print("| layer | pass | official ms | trmzoo ms | official / trmzoo |")
+    print("|---|---|---|---|---|")
+    for name, (x, official, ours) in cases.items():
+        leaf = x.clone().requires_grad_(True)
+        upstream = official(x).detach()
+        for phase in ("forward, no grad", "forward + backward"):
+            def call(fn, phase=phase):
+                def run():
+                    for _ in range(args.calls):
+                        if phase == "forward, no grad":
+                            with torch.no_grad():
+                                fn(x)
+                        else:
+                            fn(leaf).backward(upstream)
+                return run
+            sides = {"official": call(official), "trmzoo": call(ours)}
+            for run in sides.values():
+                run()  # warm-up
+            times = {side: [] for side in sides}
+            for _ in range(args.rounds):
+                for side, run in sides.items():
+                    times[side] += [t / args.calls for t in timed(run, 1)]
+            med = {side: statistics.median(t) * 1e3 for side, t in times.items()}
+            print(f"| {name} | {phase} | {med['official']:.3f} | {med['trmzoo']:.3f} | {med['official'] / med['trmzoo']:.2f}x |")
+    print(f"load average after {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
