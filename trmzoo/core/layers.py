@@ -136,7 +136,7 @@ class CastedEmbedding(nn.Module):
 class _RMSNormFp32(torch.autograd.Function):
     """RMSNorm over ``dim`` in fp32 for a low-precision x: the official function's ops forward (the same
     outputs, bit for bit) and a closed-form backward, ``(g - y * mean(g * y)) * rstd`` in four passes;
-    autograd through the ops, or PyTorch's fused kernel, took 1.7x as long on a CPU (docs/performance.md).
+    autograd through the ops, or PyTorch's fused kernel, took about 1.5x as long on a CPU (benchmarks/elementwise.py).
     The gradient differs from autograd's in the last bits, as accurate against float64."""
 
     @staticmethod
