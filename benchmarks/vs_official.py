@@ -8,7 +8,8 @@ model classes of a checkout of SamsungSAILMontreal/TinyRecursiveModels. Then, pe
 
 1. checks, eager and before anything is compiled, that one evaluation step agrees (logits,
    q_halt and both states after the first step: fp32 within atol = rtol = 1e-4, bf16 within
-   2e-2 of the logits' scale); in compiled cases it also records how far the states after
+   2e-2 of the logits' scale or within the official bf16 step's own distance from the official
+   fp32 step, whichever is larger); in compiled cases it also records how far the states after
    one compiled step of each side lie from the other's and from its own eager step's
    (Inductor keeps fused element-wise intermediates in fp32, so compiled bf16 rounds
    differently on both sides);
@@ -176,8 +177,14 @@ class Sides:
             theirs.update(logits=outputs["logits"], q_halt=outputs["q_halt_logits"])
         return {k: v.float().clone() for k, v in ours.items()}, {k: v.float().clone() for k, v in theirs.items()}
 
-    def agreement(self, ours: dict, theirs: dict) -> dict:
-        """The largest differences between the two sides' outputs of one step, and whether they agree."""
+    def agreement(self, ours: dict, theirs: dict, fp32: tuple[dict, dict] | None = None) -> dict:
+        """The largest differences between the two sides' outputs of one step, and whether they agree.
+
+        bf16: within 2e-2 of the scale, or within the official bf16 step's own distance from the official
+        fp32 step (``fp32``: both sides' fp32 outputs from the same weights). Through a step's 21 network
+        calls bf16 rounding differences grow: the order of a product's sums alone (one CPU thread or two)
+        moved trmzoo's own Sudoku MLP logits by 26% of their scale at batch 1. Two bf16 implementations of one
+        function agree when they differ by no more than bf16 moves either from fp32."""
         report, ok = {}, True
         scale = theirs["logits"].abs().max().item()
         for key in ours:
@@ -186,7 +193,12 @@ class Sides:
             if self.ours.dtype == torch.float32:
                 good = bool(torch.allclose(a, b, atol=FP32_TOL, rtol=FP32_TOL))
             else:
-                good = diff <= BF16_SCALE_TOL * max(scale, b.abs().max().item())
+                allowed = BF16_SCALE_TOL * max(scale, b.abs().max().item())
+                if fp32 is not None:
+                    report[f"{key}: trmzoo bf16 vs fp32"] = (a - fp32[0][key]).abs().max().item()
+                    report[f"{key}: official bf16 vs fp32"] = official_error = (b - fp32[1][key]).abs().max().item()
+                    allowed = max(allowed, official_error)
+                good = diff <= allowed
             report[key] = diff
             ok &= good
         report["logits_scale"] = scale
@@ -328,7 +340,9 @@ def main() -> None:
         sides = Sides(name, dtype, batch_size, device, official, eval_steps=args.eval_steps)
         optimizer_name = sides.optimizer_name
         eager = sides.one_step()
-        case["agreement"] = sides.agreement(*eager)  # checked eager, before compiling: the two compute the same function
+        # Checked eager, before compiling: the two compute the same function (bf16 beside both sides' fp32 step).
+        fp32 = None if dtype == "float32" else Sides(name, "float32", batch_size, device, official).one_step()
+        case["agreement"] = sides.agreement(*eager, fp32=fp32)
         if mode == "compile":
             sides.compile()
             case["compiled"] = sides.compiled_drift(eager)
@@ -350,8 +364,10 @@ def main() -> None:
                  f"{case['compiled']['trmzoo_vs_eager']['y (z_H)']:.2e} trmzoo and "
                  f"{case['compiled']['official_vs_eager']['y (z_H)']:.2e} official from their eager step"
                  if "compiled" in case else "")
+        rounding = (f"; bf16 vs fp32: trmzoo {case['agreement']['logits: trmzoo bf16 vs fp32']:.2e}, official "
+                    f"{case['agreement']['logits: official bf16 vs fp32']:.2e}" if dtype != "float32" else "")
         print(f"{name} {dtype} {mode} batch {batch_size}: {phases}; one eval step (eager): {agree} "
-              f"(logits max diff {case['agreement']['logits']:.2e}){drift}; load {case['load_before']} -> "
+              f"(logits max diff {case['agreement']['logits']:.2e}{rounding}){drift}; load {case['load_before']} -> "
               f"{case['load_after']}", flush=True)
         del sides
         write(args, {"optimizer": optimizer_name, "peak_flops": peaks, "results": results, "complete": False})
