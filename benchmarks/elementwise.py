@@ -13,12 +13,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from trmzoo.core.layers import RMSNorm, silu_gate
+
+sys.path.insert(0, str(Path(__file__).parent))
+from vs_official import interleaved  # noqa: E402
+
+CPU = torch.device("cpu")
 
 
 def official_rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -29,15 +35,6 @@ def official_rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 def official_gate(gate_up: torch.Tensor) -> torch.Tensor:
     gate, up = gate_up.chunk(2, dim=-1)
     return F.silu(gate) * up
-
-
-def timed(fn, rounds: int) -> list[float]:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -77,14 +74,8 @@ def main() -> None:
                         else:
                             fn(leaf).backward(upstream)
                 return run
-            sides = {"official": call(official), "trmzoo": call(ours)}
-            for run in sides.values():
-                run()  # warm-up
-            times = {side: [] for side in sides}
-            for _ in range(args.rounds):
-                for side, run in sides.items():
-                    times[side] += [t / args.calls for t in timed(run, 1)]
-            med = {side: statistics.median(t) * 1e3 for side, t in times.items()}
+            times = interleaved({"official": call(official), "trmzoo": call(ours)}, args.rounds, 1, CPU)
+            med = {side: statistics.median(t) / args.calls * 1e3 for side, t in times.items()}
             print(f"| {name} | {phase} | {med['official']:.3f} | {med['trmzoo']:.3f} | {med['official'] / med['trmzoo']:.2f}x |")
     print(f"load average after {os.getloadavg()}")
 

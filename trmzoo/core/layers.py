@@ -227,12 +227,12 @@ class _SiluGate(torch.autograd.Function):
 
 def silu_gate(gate_up: torch.Tensor, dim: int) -> torch.Tensor:
     """SwiGLU's gating: ``silu(gate) * up`` where ``gate, up = gate_up.chunk(2, dim)``."""
+    # Without gradient nothing is saved; compiled, Dynamo cannot write into the halves and autograd's form
+    # compiles to the same.
+    if torch.is_grad_enabled() and gate_up.requires_grad and not torch.compiler.is_compiling():
+        return _SiluGate.apply(gate_up, dim)
     gate, up = gate_up.chunk(2, dim)
-    if not (torch.is_grad_enabled() and gate_up.requires_grad):
-        return F.silu(gate) * up
-    if torch.compiler.is_compiling():  # Dynamo cannot write into the halves; autograd's form compiles to the same
-        return F.silu(gate) * up
-    return _SiluGate.apply(gate_up, dim)
+    return F.silu(gate) * up
 
 
 def rotary_tables(head_dim: int, positions: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
