@@ -13,7 +13,6 @@ faster: both sides of the comparison with the official code pay the same.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from throughput import timed  # noqa: E402
+from vs_official import loadavg  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"bf16, 8 heads of 64, threads {args.threads}, torch {torch.__version__}, load average before {os.getloadavg()}")
+    print(f"bf16, 8 heads of 64, threads {args.threads}, torch {torch.__version__}, load average before {loadavg()}")
     print("| B x L | fused kernel ms | Q K^T + P V (bf16) ms | exponentials (fp32) ms | products + exponentials, share of the kernel | kernel GFLOP/s |")
     print("|---|---|---|---|---|---|")
     g = torch.Generator().manual_seed(0)
@@ -54,7 +54,7 @@ def main() -> None:
         flops = 4 * batch * 8 * length * length * 64
         print(f"| {batch} x {length} | {fused:.2f} | {products:.2f} | {exps:.2f} | {(products + exps) / fused:.0%} |"
               f" {flops / fused / 1e6:.0f} |")
-    print(f"load average after {os.getloadavg()}")
+    print(f"load average after {loadavg()}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ the ops); trmzoo's are the functions the model calls.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from trmzoo.core.layers import RMSNorm, silu_gate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from vs_official import interleaved  # noqa: E402
+from vs_official import interleaved, loadavg  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -58,7 +57,7 @@ def main() -> None:
         "SwiGLU gating [B, L, 2 x 1536]": (gate_up, official_gate, lambda t: silu_gate(t, -1)),
     }
     print(f"batch {batch}, length {length}, {args.dtype}, threads {args.threads}, torch {torch.__version__},"
-          f" load average before {os.getloadavg()}")
+          f" load average before {loadavg()}")
     print("| layer | pass | official ms | trmzoo ms | official / trmzoo |")
     print("|---|---|---|---|---|")
     for name, (x, official, ours) in cases.items():
@@ -77,7 +76,7 @@ def main() -> None:
             times = interleaved({"official": call(official), "trmzoo": call(ours)}, args.rounds, 1, CPU)
             med = {side: statistics.median(t) / args.calls * 1e3 for side, t in times.items()}
             print(f"| {name} | {phase} | {med['official']:.3f} | {med['trmzoo']:.3f} | {med['official'] / med['trmzoo']:.2f}x |")
-    print(f"load average after {os.getloadavg()}")
+    print(f"load average after {loadavg()}")
 
 
 if __name__ == "__main__":
