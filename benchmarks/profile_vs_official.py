@@ -1,8 +1,9 @@
 """Where the time goes, on both sides: ``torch.profiler`` self CPU time per op, official vs trmzoo.
 
 Uses the pairs of models that ``benchmarks/vs_official.py`` builds (same weights, same batch) and
-profiles, after one warm-up call each, one training step and the first ``--eval-steps``
-supervision steps of the evaluation rollout of each side, eager, per configuration and dtype.
+profiles, after warm-up calls, one training step and the first ``--eval-steps``
+supervision steps of the evaluation rollout of each side, per configuration, dtype and mode (eager,
+or compiled as each code base compiles, as in ``vs_official.py``).
 
 Per case and side it prints the top ops by self CPU time and the time in four groups:
 
@@ -12,7 +13,8 @@ Per case and side it prints the top ops by self CPU time and the time in four gr
 * the fused attention kernel (forward and backward);
 * casts and copies (``copy_``, ``_to_copy``, ``clone``);
 * everything else: element-wise work and reductions (SwiGLU, RMSNorm, RoPE, residuals, softmax,
-  the loss), the optimizer, allocation.
+  the loss), the optimizer, allocation; compiled, Inductor's fused kernels (the profiler books them
+  to the call of the compiled graph) and the products it leaves to ``mm``, which count as products.
 
 and two ceilings that follow from it:
 
@@ -26,6 +28,7 @@ and two ceilings that follow from it:
 Shares and ratios, not seconds, are the figures here: they hold under load. Writes ``--out`` (JSON).
 
     python benchmarks/profile_vs_official.py --official TinyRecursiveModels --threads 1 --batch-scale 0.0052
+    python benchmarks/profile_vs_official.py --official TinyRecursiveModels --threads 1 --modes compile
 """
 
 from __future__ import annotations
@@ -67,8 +70,9 @@ def product_flops(op: str, shapes: list) -> int:
     return 2 * math.prod(a) * b[-1]
 
 
-def profile_call(fn, top: int) -> dict:
-    fn()  # warm-up
+def profile_call(fn, top: int, warmup: int) -> dict:
+    for _ in range(warmup):
+        fn()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         fn()
     events = [e for e in prof.key_averages(group_by_input_shape=True) if e.self_cpu_time_total > 0]
@@ -90,12 +94,46 @@ def profile_call(fn, top: int) -> dict:
             "ops": [{"op": k, "self_ms": t / 1e3, "share": t / total, "calls": n} for k, (t, n) in ops]}
 
 
+def profile_case(args, official, peaks: dict, name: str, dtype: str, mode: str, batch: int) -> list[dict]:
+    """Both phases of one configuration, dtype and mode; prints each case and returns them. Compiled,
+    three warm-up calls (compilation, then the recompilation a second carry can cause), eager one."""
+    cases = []
+    sides = Sides(name, dtype, batch, torch.device("cpu"), official, eval_steps=args.eval_steps)
+    if mode == "compile":
+        sides.compile()
+    model_flops = step_flops(sides.ours, batch)
+    for phase in args.phases:
+        case = {"config": name, "dtype": dtype, "mode": mode, "phase": phase, "batch": batch,
+                "flops": model_flops[phase] * (1 if phase == "train" else args.eval_steps)}
+        for side, fn in sides.phase_functions(phase).items():
+            case[side] = profile_call(fn, args.top, warmup=3 if mode == "compile" else 1)
+        ours, theirs = case["trmzoo"], case["official"]
+        kernels_ms = ours["groups_ms"]["matrix products"] + ours["groups_ms"]["attention kernel"]
+        case["kernel_ceiling"] = case["flops"] / (kernels_ms / 1e3) / peaks[dtype]
+        case["ratio_ceiling"] = theirs["total_ms"] / kernels_ms
+        case["ratio_profiled"] = theirs["total_ms"] / ours["total_ms"]
+        cases.append(case)
+        print(f"\n## {name} {dtype} {mode} {phase} (batch {batch}): profiled ms official {theirs['total_ms']:.0f}, "
+              f"trmzoo {ours['total_ms']:.0f} (ratio {case['ratio_profiled']:.2f}x); ratio ceiling "
+              f"{case['ratio_ceiling']:.2f}x, kernel ceiling {100 * case['kernel_ceiling']:.0f}% of the peak")
+        for side in ("official", "trmzoo"):
+            p = case[side]
+            rate = p["product_flops"] / (p["groups_ms"]["matrix products"] / 1e3) / peaks[dtype]
+            print(f"{side:>8}: " + ", ".join(f"{g} {100 * t / p['total_ms']:.0f}%" for g, t in p["groups_ms"].items())
+                  + f"; products at {100 * rate:.0f}% of the peak")
+            print(f"{'':>8}  top: " + ", ".join(f"{o['op']} {100 * o['share']:.1f}%" for o in p["ops"]))
+        sys.stdout.flush()
+    del sides
+    return cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", required=True, type=Path)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"], choices=["float32", "bfloat16"])
     parser.add_argument("--phases", nargs="+", default=["train", "eval"], choices=["train", "eval"])
+    parser.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compile"])
     parser.add_argument("--batch-scale", type=float, default=0.0052)
     parser.add_argument("--eval-steps", type=int, default=1, help="supervision steps of the profiled rollout")
     parser.add_argument("--top", type=int, default=8)
@@ -105,37 +143,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     official = load_official(args.official)
-    cpu = torch.device("cpu")
-    peaks = {d: peak_matmul(getattr(torch, d), cpu, args.peak_sizes, 3) for d in args.dtypes}
+    peaks = {d: peak_matmul(getattr(torch, d), torch.device("cpu"), args.peak_sizes, 3) for d in args.dtypes}
     print("peak matrix-multiply rate: " + ", ".join(f"{d} {p / 1e9:.0f} GFLOP/s" for d, p in peaks.items()))
     results = []
-    for name in args.configs:
-        batch = max(1, round(CONFIGS[name][1] * args.batch_scale))
-        for dtype in args.dtypes:
-            sides = Sides(name, dtype, batch, cpu, official, eval_steps=args.eval_steps)
-            model_flops = step_flops(sides.ours, batch)
-            for phase in args.phases:
-                case = {"config": name, "dtype": dtype, "phase": phase, "batch": batch,
-                        "flops": model_flops[phase] * (1 if phase == "train" else args.eval_steps)}
-                for side, fn in sides.phase_functions(phase).items():
-                    case[side] = profile_call(fn, args.top)
-                ours, theirs = case["trmzoo"], case["official"]
-                kernels_ms = ours["groups_ms"]["matrix products"] + ours["groups_ms"]["attention kernel"]
-                case["kernel_ceiling"] = case["flops"] / (kernels_ms / 1e3) / peaks[dtype]
-                case["ratio_ceiling"] = theirs["total_ms"] / kernels_ms
-                case["ratio_profiled"] = theirs["total_ms"] / ours["total_ms"]
-                results.append(case)
-                print(f"\n## {name} {dtype} {phase} (batch {batch}): profiled ms official {theirs['total_ms']:.0f}, "
-                      f"trmzoo {ours['total_ms']:.0f} (ratio {case['ratio_profiled']:.2f}x); ratio ceiling "
-                      f"{case['ratio_ceiling']:.2f}x, kernel ceiling {100 * case['kernel_ceiling']:.0f}% of the peak")
-                for side in ("official", "trmzoo"):
-                    p = case[side]
-                    rate = p["product_flops"] / (p["groups_ms"]["matrix products"] / 1e3) / peaks[dtype]
-                    print(f"{side:>8}: " + ", ".join(f"{g} {100 * t / p['total_ms']:.0f}%" for g, t in p["groups_ms"].items())
-                          + f"; products at {100 * rate:.0f}% of the peak")
-                    print(f"{'':>8}  top: " + ", ".join(f"{o['op']} {100 * o['share']:.1f}%" for o in p["ops"]))
-                sys.stdout.flush()
-            del sides
+    for mode in args.modes:
+        for name in args.configs:
+            batch = max(1, round(CONFIGS[name][1] * args.batch_scale))
+            for dtype in args.dtypes:
+                results += profile_case(args, official, peaks, name, dtype, mode, batch)
     Path(args.out).write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                           "threads": torch.get_num_threads(), "torch": torch.__version__,
                                           "peak_flops": peaks, "results": results}, indent=1))

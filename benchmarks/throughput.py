@@ -204,7 +204,7 @@ def run_config(name: str, mode: str, compiled: bool, batch_size: int, device: to
     started = time.perf_counter()
     for phase, fn in (("train", train_step), ("eval", eval_step)):
         if compiled and phase == "eval":
-            model.compile_for_inference()  # as `trmzoo eval --compile`: the trained weights frozen in
+            model.compile_for_inference()  # as `trmzoo eval --compile`: compiled for the trained weights
         with PeakMemory(device) as memory:
             times = timed(fn, device, args.repeats, args.warmup)
         seconds, best = statistics.median(times), min(times)

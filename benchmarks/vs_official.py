@@ -29,7 +29,7 @@ decay) replaces it on both sides; the output names the optimizer. Nothing is cha
 trmzoo or the official code. ``torch.compile`` is applied as each code base does it: the
 official ``pretrain.py`` compiles the whole ``ACTLossHead`` and evaluates with it; trmzoo's
 ``train.compile`` compiles the whole supervision step (``model.compile()``; the loss stays eager)
-and ``trmzoo eval --compile`` compiles it with the weights frozen in
+and ``trmzoo eval --compile`` compiles it for fixed weights
 (``model.compile_for_inference()``), which the compiled evaluation here uses.
 
 The ratio is official seconds / trmzoo seconds (above 1: trmzoo is faster), for the best
@@ -224,7 +224,7 @@ class Sides:
     def phase_functions(self, phase: str) -> dict:
         """The two sides' step functions of one phase (``train`` or ``eval``), the official first.
 
-        Compiled, trmzoo evaluates as ``trmzoo eval --compile`` does, with the weights frozen in
+        Compiled, trmzoo evaluates as ``trmzoo eval --compile`` does, for fixed weights
         (``compile_for_inference``), and trains as ``train.compile`` does (``compile()``); the official
         code has one compiled head for both."""
         if phase == "train":

@@ -223,7 +223,7 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--compile", "compiled", is_flag=True,
-              help="torch.compile the step with the weights frozen in (slower start, faster steps; a CPU needs a C++ compiler).")
+              help="torch.compile the step for fixed weights (slower start, faster steps; a CPU needs a C++ compiler).")
 @click.option("--json", "as_json", is_flag=True)
 def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, strategy_options, submission,
                  batch_size, device, compiled, as_json):
