@@ -1,7 +1,8 @@
-"""The element-wise layers of trmzoo against the official forms, alone: RMSNorm and SwiGLU's gating.
+"""The element-wise layers of trmzoo against the official forms, alone: RMSNorm, SwiGLU's gating, RoPE.
 
 Each is timed forward without gradient and forward plus backward, on the shapes of one block of a paper
-configuration at the given batch (hidden 512, SwiGLU width 1536), interleaved rounds,
+configuration at the given batch (hidden 512, SwiGLU width 1536, 8 heads of 64 read from a fused QKV
+projection, as the attention plugin reads them), interleaved rounds,
 medians. The official forms are written out here as the official code computes them (autograd through
 the ops); trmzoo's are the functions the model calls.
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from trmzoo.core.layers import RMSNorm, silu_gate
+from trmzoo.core.layers import RMSNorm, apply_rotary, rotary_tables, silu_gate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from vs_official import interleaved, loadavg  # noqa: E402
@@ -36,6 +37,12 @@ def official_gate(gate_up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
+def official_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    return (xf * cos[:, None] + torch.cat((-x2, x1), dim=-1) * sin[:, None]).to(x.dtype)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
@@ -51,10 +58,14 @@ def main() -> None:
     batch, length = args.batch, args.length
     hidden = torch.randn(batch, length, 512, generator=g).to(dtype)
     gate_up = torch.randn(batch, length, 2 * 1536, generator=g).to(dtype)
+    qkv = torch.randn(batch, length, 3, 8, 64, generator=g).to(dtype)
+    cos, sin = rotary_tables(64, length, 10000.0)
     norm = RMSNorm(512, eps=1e-5)
     cases = {  # name: (input, official, trmzoo)
         "RMSNorm [B, L, 512]": (hidden, official_rms_norm, norm),
         "SwiGLU gating [B, L, 2 x 1536]": (gate_up, official_gate, lambda t: silu_gate(t, -1)),
+        "RoPE [B, L, 8, 64]": (qkv, lambda t: official_rotary(t[:, :, 0], cos, sin),
+                               lambda t: apply_rotary(t[:, :, 0], cos, sin)),
     }
     print(f"batch {batch}, length {length}, {args.dtype}, threads {args.threads}, torch {torch.__version__},"
           f" load average before {loadavg()}")
