@@ -261,9 +261,9 @@ def _rotate_fp32(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, inver
 
 
 class _Rotary(torch.autograd.Function):
-    """RoPE with the backward in closed form: the gradient rotated back. Autograd's way through the
-    official ops (slices, ``neg``, ``cat``, casts) took 1.2-1.6x as long (benchmarks/elementwise.py);
-    the gradients are its own, bit for bit, in fp32 and bf16."""
+    """RoPE with the backward in closed form: the gradient rotated back. The gradients are autograd's
+    through the official ops (slices, ``neg``, ``cat``, casts), bit for bit, in fp32 and bf16; forward
+    and backward took 1.07-1.2x as long that way (benchmarks/elementwise.py)."""
 
     @staticmethod
     def forward(ctx, x, cos, sin):
