@@ -133,6 +133,13 @@ class CastedEmbedding(nn.Module):
         return F.embedding(ids, self.weight.to(self.dtype))
 
 
+def _normalize_fp32(x: torch.Tensor, dim: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official RMSNorm's ops in fp32: (x / rms(x), 1 / rms(x)) over ``dim``."""
+    xf = x.float()
+    rstd = torch.rsqrt(xf.square().mean(dim, keepdim=True) + eps)
+    return xf * rstd, rstd
+
+
 class _RMSNormFp32(torch.autograd.Function):
     """RMSNorm over ``dim`` in fp32 for a low-precision x: the official function's ops forward (the same
     outputs, bit for bit) and a closed-form backward, ``(g - y * mean(g * y)) * rstd`` in four passes;
@@ -141,9 +148,7 @@ class _RMSNormFp32(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, dim, eps):
-        xf = x.float()
-        rstd = torch.rsqrt(xf.square().mean(dim, keepdim=True) + eps)
-        normed = xf * rstd
+        normed, rstd = _normalize_fp32(x, dim, eps)
         ctx.save_for_backward(normed, rstd)
         ctx.dim = dim
         return normed.to(x.dtype)
@@ -166,8 +171,7 @@ def rms_norm_fp32(x: torch.Tensor, dim: int, eps: float) -> torch.Tensor:
     autograd's gradients through the official ops, bit for bit (the equivalence checks compare them)."""
     if _low_precision_with_grad(x):
         return _RMSNormFp32.apply(x, dim, eps)
-    xf = x.float()
-    return (xf * torch.rsqrt(xf.square().mean(dim, keepdim=True) + eps)).to(x.dtype)
+    return _normalize_fp32(x, dim, eps)[0].to(x.dtype)
 
 
 class RMSNorm(RmsNormFp32):
@@ -279,10 +283,6 @@ class _Rotary(torch.autograd.Function):
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate ``x`` [B, S, H, Dh] in fp32 with the rotate-half convention, return in x's dtype."""
     cos, sin = cos[:, None], sin[:, None]
-    if torch.compiler.is_compiling():  # Inductor fuses the official form into one kernel anyway
-        xf = x.float()
-        x1, x2 = xf.chunk(2, dim=-1)
-        return (xf * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)
-    if torch.is_grad_enabled() and x.requires_grad:
+    if torch.is_grad_enabled() and x.requires_grad and not torch.compiler.is_compiling():
         return _Rotary.apply(x, cos, sin)
     return _rotate_fp32(x, cos, sin).to(x.dtype)
