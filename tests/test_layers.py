@@ -18,7 +18,8 @@ PACKAGE = ROOT / "trmzoo"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("errors, version, yamlio, files", ["trmzoo.errors", "trmzoo.version", "trmzoo.yamlio", "trmzoo.files"]),
+    ("errors, version, yamlio, files, memory",
+     ["trmzoo.errors", "trmzoo.version", "trmzoo.yamlio", "trmzoo.files", "trmzoo.memory"]),
     ("core", ["trmzoo.core", "trmzoo.core.*"]),
     ("data", ["trmzoo.data", "trmzoo.data.*"]),
     ("task", ["trmzoo.task", "trmzoo.strategy"]),

@@ -12,9 +12,10 @@ from trmzoo.api import load, solve
 from trmzoo.data import check_data_compatible
 from trmzoo.evaluation import evaluate
 from trmzoo.hub import push_to_hub
+from trmzoo.memory import keep_freed_memory
 
 __all__ = [
     "PLUGIN_API_VERSION", "Config", "Evaluator", "Puzzle", "Solution", "Task", "TaskConfig", "__version__",
-    "build_model", "check_data_compatible", "create_model", "evaluate", "hookimpl", "list_models", "load",
-    "push_to_hub", "save_pretrained", "solve",
+    "build_model", "check_data_compatible", "create_model", "evaluate", "hookimpl", "keep_freed_memory",
+    "list_models", "load", "push_to_hub", "save_pretrained", "solve",
 ]

@@ -21,6 +21,7 @@ import click
 import yaml
 
 from trmzoo.errors import TrmzooError, os_error_message
+from trmzoo.memory import keep_freed_memory
 
 BUG_STATUS = 70
 """Exit status of an unexpected internal error (sysexits' EX_SOFTWARE)."""
@@ -607,7 +608,8 @@ def _add_plugin_commands() -> None:
 
 
 def main() -> None:
-    """Entry point: load plugin commands, then run the CLI."""
+    """Entry point: keep freed memory for reuse (a process of steps), load plugin commands, run the CLI."""
+    keep_freed_memory()
     quiet_libraries()
     try:
         _add_plugin_commands()
