@@ -136,6 +136,14 @@ def test_eval_batches_in_order_with_padding():
     assert [r for _, r in eval_batches(meta, arrays, batch_size=4, rows=np.arange(5))] == [4, 1]
 
 
+@pytest.mark.parametrize("world_size, rows_per_rank", [(1, 5), (2, 3)])
+def test_a_split_smaller_than_a_batch_is_not_padded_to_the_batch(world_size, rows_per_rank):
+    meta, arrays = dataset([1], lambda p: 5)  # 5 examples, batch 768
+    per_rank = [list(eval_batches(meta, arrays, batch_size=768, rank=r, world_size=world_size)) for r in range(world_size)]
+    assert [[(b["inputs"].shape[0], real) for b, real in batches] for batches in per_rank] == \
+        [[(rows_per_rank, min(rows_per_rank, 5 - r * rows_per_rank))] for r in range(world_size)]
+
+
 @pytest.mark.parametrize("batch_size", [4, 5])
 def test_eval_slices_of_all_ranks_are_the_examples_in_order(batch_size):
     meta, arrays = dataset([1] * 11, lambda p: 1)

@@ -124,7 +124,8 @@ def eval_batches(
     rank: int = 0, world_size: int = 1,
 ) -> Iterator[tuple[dict[str, torch.Tensor], int]]:
     """Test examples in order (all, or the example indices ``rows``) as (batch, number of real
-    rows); the last batch is padded.
+    rows); the last batch is padded. A split smaller than one batch is one batch of its own size:
+    padding 8 puzzles to a batch of 768 would cost the compute of 768.
 
     With several processes each global batch of ``batch_size`` (rounded up to a multiple
     of ``world_size``) is cut into consecutive slices, one per rank, so the slices of all
@@ -133,7 +134,7 @@ def eval_batches(
     rows = np.arange(len(arrays.inputs)) if rows is None else np.asarray(rows)
     total = len(rows)
     example_puzzle = np.repeat(np.arange(len(arrays.puzzle_identifiers)), np.diff(arrays.puzzle_indices))
-    local = -(-batch_size // world_size)
+    local = -(-max(1, min(batch_size, total)) // world_size)
     for start in range(0, total, local * world_size):
         lo = min(start + rank * local, total)
         hi = min(lo + local, total)
