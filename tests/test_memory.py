@@ -60,7 +60,8 @@ def test_the_command_line_keeps_freed_memory():
     assert faults(run_cli, TRMZOO_KEEP_FREED_MEMORY="0") >= PAGES
 
 
-@pytest.mark.parametrize("name, value", [("TRMZOO_KEEP_FREED_MEMORY", "0"), ("MALLOC_TRIM_THRESHOLD_", "0"),
+@pytest.mark.parametrize("name, value", [("TRMZOO_KEEP_FREED_MEMORY", "0"), ("TRMZOO_KEEP_FREED_MEMORY", "False"),
+                                         ("TRMZOO_KEEP_FREED_MEMORY", "off"), ("MALLOC_TRIM_THRESHOLD_", "0"),
                                          ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")])
 def test_left_alone_when_the_user_chose(monkeypatch, name, value):
     monkeypatch.setenv(name, value)

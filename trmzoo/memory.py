@@ -17,7 +17,8 @@ import sys
 KEEP_BYTES = 1 << 30
 """Blocks below this come from the heap, and this much free memory may stay at its top."""
 OPT_OUT = "TRMZOO_KEEP_FREED_MEMORY"
-"""Set to 0 to leave the allocator as it is."""
+"""Set to 0 (or false, no, off) to leave the allocator as it is."""
+_NO = ("0", "false", "no", "off")
 _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
@@ -30,7 +31,7 @@ def keep_freed_memory() -> bool:
     malloc already (``MALLOC_*_`` variables, ``GLIBC_TUNABLES``). Another allocator loaded with
     ``LD_PRELOAD`` (jemalloc, tcmalloc) is unaffected: it has its own settings.
     """
-    if not sys.platform.startswith("linux") or os.environ.get(OPT_OUT) == "0":
+    if not sys.platform.startswith("linux") or os.environ.get(OPT_OUT, "").strip().lower() in _NO:
         return False
     if any(name in os.environ for name in _USER_SETTINGS) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
