@@ -1,7 +1,7 @@
 """What keeping freed memory in the process (``trmzoo.keep_freed_memory()``, set by every trmzoo command) saves.
 
 Each case runs in fresh processes, one with glibc's default malloc and one with the memory kept,
-alternating: a bf16 training step (the trainer's step, AdamW) or evaluation step (one supervision step)
+alternating: a bf16 training step (as the trainer runs it, from benchmarks/throughput.py) or evaluation step
 of a registered model on a random batch. Prints the best step time, the page faults per step and the
 process's peak RSS for both, and the load average.
 
@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 import trmzoo
-from trmzoo.core.supervision import supervision_loss
+from trmzoo.memory import OPT_OUT
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import random_batch  # noqa: E402
+from throughput import random_batch, step_functions  # noqa: E402
 
 
 def child(name: str, phase: str, batch_size: int, steps: int, keep: bool) -> dict:
@@ -35,22 +35,8 @@ def child(name: str, phase: str, batch_size: int, steps: int, keep: bool) -> dic
     torch.manual_seed(0)
     model = trmzoo.create_model(name, forward_dtype="bfloat16")
     batch = random_batch(model, batch_size, torch.device("cpu"))
-    optimizer = torch.optim.AdamW(list(model.parameters()), lr=1e-4)
-    state = {"carry": model.initial_carry(batch)}
-
-    def step() -> None:
-        if phase == "train":
-            model.train()
-            carry, out = model.step(state["carry"], batch)
-            loss, _ = supervision_loss(out, carry.data["labels"], model.halting)
-            (loss / batch_size).backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["carry"] = carry
-        else:
-            model.eval()
-            with torch.no_grad():
-                state["carry"], _ = model.step(state["carry"], batch)
+    train_step, eval_step = step_functions(model, batch)
+    step = train_step if phase == "train" else eval_step
 
     step()
     times, faults = [], []
@@ -76,7 +62,7 @@ def main() -> None:
         name, phase, keep = args.child
         print(json.dumps(child(name, phase, args.batch, args.steps, keep == "1")))
         return
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "TRMZOO_KEEP_FREED_MEMORY"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != OPT_OUT}
     print(f"batch {args.batch}, bf16, torch {torch.__version__}, load average before {os.getloadavg()}")
     print("| model | phase | default: best step, page faults per step (median), peak RSS | kept: the same | speed-up |")
     print("|---|---|---|---|---|")

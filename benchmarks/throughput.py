@@ -166,15 +166,10 @@ def random_batch(model: RecursiveModel, size: int, device: torch.device, seed: i
     }
 
 
-def run_config(name: str, mode: str, compiled: bool, batch_size: int, device: torch.device, args) -> dict:
-    """Time training and evaluation steps of model ``name`` in ``mode`` (float32, bfloat16 or autocast)."""
-    torch.manual_seed(0)
-    forward_dtype = "float32" if mode in ("float32", "autocast") else mode
-    model = trmzoo.create_model(name, forward_dtype=forward_dtype).to(device)
-    context = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if mode == "autocast" else nullcontext
-    if compiled:
-        model.compile()  # as train.compile: the whole supervision step (evaluation: below)
-    batch = random_batch(model, batch_size, device)
+def step_functions(model: RecursiveModel, batch: dict[str, torch.Tensor], context=nullcontext):
+    """``(train_step, eval_step)`` on one batch: a supervision step as the trainer runs it (forward, stablemax
+    loss, backward, AdamATan2, sparse puzzle-embedding step, EMA), and one without gradient."""
+    batch_size = len(batch["inputs"])
     optimizer = AdamATan2(list(model.parameters()), lr=1e-4, weight_decay=1.0)
     sparse = SparseSignSGD(model.puzzle_emb, lr=1e-4, weight_decay=1.0) if model.puzzle_emb is not None else None
     ema = ParameterEMA(model, decay=0.999)
@@ -199,6 +194,19 @@ def run_config(name: str, mode: str, compiled: bool, batch_size: int, device: to
         with context():
             state["carry"], _ = model.step(state["carry"], batch)
 
+    return train_step, eval_step
+
+
+def run_config(name: str, mode: str, compiled: bool, batch_size: int, device: torch.device, args) -> dict:
+    """Time training and evaluation steps of model ``name`` in ``mode`` (float32, bfloat16 or autocast)."""
+    torch.manual_seed(0)
+    forward_dtype = "float32" if mode in ("float32", "autocast") else mode
+    model = trmzoo.create_model(name, forward_dtype=forward_dtype).to(device)
+    context = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if mode == "autocast" else nullcontext
+    if compiled:
+        model.compile()  # as train.compile: the whole supervision step (evaluation: below)
+    batch = random_batch(model, batch_size, device)
+    train_step, eval_step = step_functions(model, batch, context)
     flops = step_flops(model, batch_size)
     result = {"model": name, "mode": mode, "compile": compiled, "batch": batch_size}
     started = time.perf_counter()
