@@ -43,6 +43,22 @@ def official_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
     return (xf * cos[:, None] + torch.cat((-x2, x1), dim=-1) * sin[:, None]).to(x.dtype)
 
 
+PHASES = ("forward, no grad", "forward + backward")
+
+
+def repeated(fn, x: torch.Tensor, leaf: torch.Tensor, upstream: torch.Tensor, phase: str, calls: int):
+    """A runner of ``calls`` calls of ``fn``: on ``x`` without gradient, or on ``leaf`` with a backward of ``upstream``."""
+    def run() -> None:
+        for _ in range(calls):
+            if phase == PHASES[0]:
+                with torch.no_grad():
+                    fn(x)
+            else:
+                leaf.grad = None
+                fn(leaf).backward(upstream)
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
@@ -74,16 +90,9 @@ def main() -> None:
     for name, (x, official, ours) in cases.items():
         leaf = x.clone().requires_grad_(True)
         upstream = official(x).detach()
-        for phase in ("forward, no grad", "forward + backward"):
+        for phase in PHASES:
             def call(fn, phase=phase):
-                def run():
-                    for _ in range(args.calls):
-                        if phase == "forward, no grad":
-                            with torch.no_grad():
-                                fn(x)
-                        else:
-                            fn(leaf).backward(upstream)
-                return run
+                return repeated(fn, x, leaf, upstream, phase, args.calls)
             times = interleaved({"official": call(official), "trmzoo": call(ours)}, args.rounds, 1, CPU)
             med = {side: statistics.median(t) / args.calls * 1e3 for side, t in times.items()}
             print(f"| {name} | {phase} | {med['official']:.3f} | {med['trmzoo']:.3f} | {med['official'] / med['trmzoo']:.2f}x |")

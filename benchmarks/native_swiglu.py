@@ -33,6 +33,7 @@ from trmzoo.core.supervision import supervision_loss
 
 sys.path.insert(0, str(Path(__file__).parent))
 from throughput import random_batch  # noqa: E402
+from elementwise import PHASES, repeated  # noqa: E402
 from vs_official import interleaved, loadavg  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -179,18 +180,10 @@ def op_table(gate, args) -> None:
         x = (2 * x).bfloat16()
         leaf = x.clone().requires_grad_(True)
         upstream = pytorch(x, dim).detach().normal_(generator=g)
-        for phase in ("forward, no grad", "forward + backward"):
-            def call(fn, phase=phase):
-                def run():
-                    for _ in range(args.calls):
-                        if phase == "forward, no grad":
-                            with torch.no_grad():
-                                fn(x, dim)
-                        else:
-                            leaf.grad = None
-                            fn(leaf, dim).backward(upstream)
-                return run
-            if phase == "forward, no grad":
+        for phase in PHASES:
+            def call(fn, phase=phase, dim=dim):
+                return repeated(lambda t: fn(t, dim), x, leaf, upstream, phase, args.calls)
+            if phase == PHASES[0]:
                 with torch.no_grad():
                     same = torch.equal(pytorch(x, dim), gate(x, dim))
             else:
@@ -201,7 +194,7 @@ def op_table(gate, args) -> None:
                     grads.append(leaf.grad.clone())
                 same = torch.equal(*grads)
             sides = {"pytorch": call(pytorch), "native": call(gate)}
-            if phase == "forward, no grad":  # the exponentials' own cost: SiLU of the gate alone, contiguous
+            if phase == PHASES[0]:  # the exponentials' own cost: SiLU of the gate alone, contiguous
                 gate_only = x.chunk(2, dim)[0].contiguous()
                 sides["silu"] = call(lambda _x, _dim: torch.nn.functional.silu(gate_only))
             times = interleaved(sides, args.rounds, 1, CPU)
