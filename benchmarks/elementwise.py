@@ -91,9 +91,8 @@ def main() -> None:
         leaf = x.clone().requires_grad_(True)
         upstream = official(x).detach()
         for phase in PHASES:
-            def call(fn, phase=phase):
-                return repeated(fn, x, leaf, upstream, phase, args.calls)
-            times = interleaved({"official": call(official), "trmzoo": call(ours)}, args.rounds, 1, CPU)
+            sides = {side: repeated(fn, x, leaf, upstream, phase, args.calls) for side, fn in (("official", official), ("trmzoo", ours))}
+            times = interleaved(sides, args.rounds, 1, CPU)
             med = {side: statistics.median(t) / args.calls * 1e3 for side, t in times.items()}
             print(f"| {name} | {phase} | {med['official']:.3f} | {med['trmzoo']:.3f} | {med['official'] / med['trmzoo']:.2f}x |")
     print(f"load average after {loadavg()}")
