@@ -362,6 +362,7 @@ def test_solve_votes_over_every_known_version(arc1, tmp_path):
     assert [sum(count for count, _ in votes) for votes in solution.votes] == [versions, versions]
     assert [len(a) for a in solution.attempts] == [2, 2] and "test[1] attempt 2" in solution.text
     assert len(solution.trace) == len(solution.q_trace) == 2 and solution.trace[0].shape == (900,)
+    assert solution.valid is None  # ARC has no rules to check an answer against
 
     echo = task.solve(EchoModel(model), puzzle, max_augmentations=2)
     for grids, votes, original in zip(echo.attempts, echo.votes, puzzle.info["test"]):

@@ -288,6 +288,44 @@ def test_augment_then_invert_is_identity_and_keeps_solutions_valid():
     assert seen == set(range(8))
 
 
+# -- verify ------------------------------------------------------------------------------------
+
+def test_verify_accepts_every_shortest_path_and_nothing_else():
+    task = maze_task(source="generate", size=13, min_path_length=20)
+    from trmzoo_maze.generate import make_maze
+
+    rng = np.random.default_rng(3)
+    mazes, labels = map(np.stack, zip(*(make_maze(13, 20, rng) for _ in range(4))))
+    flat = mazes.reshape(4, -1)
+    assert task.verify(flat, labels.reshape(4, -1)).tolist() == [True] * 4
+    assert task.verify(flat, flat).tolist() == [False] * 4  # no path marked
+    gap, extra, moved_wall = (labels.copy() for _ in range(3))
+    gap[0][tuple(np.argwhere(labels[0] == PATH)[3])] = OPEN
+    extra[0][tuple(np.argwhere(labels[0] == OPEN)[0])] = PATH
+    moved_wall[0][tuple(np.argwhere(labels[0] == WALL)[5])] = OPEN
+    for answer in (gap, extra, moved_wall):
+        assert task.verify(flat[:1], answer[:1].reshape(1, -1)).tolist() == [False]
+    padding = np.zeros((1, 169), np.int64)  # a padded batch row: no maze, no answer
+    assert task.verify(padding, padding).tolist() == [False]
+
+    room = maze_task(size=5)  # S and G at opposite corners of an open 3x3 room: six shortest paths
+    maze = np.array([[WALL] * 5, [WALL, START, OPEN, OPEN, WALL], [WALL, OPEN, OPEN, OPEN, WALL],
+                     [WALL, OPEN, OPEN, GOAL, WALL], [WALL] * 5])
+
+    def marked(*cells):
+        answer = maze.copy()
+        for cell in cells:
+            answer[cell] = PATH
+        return answer.reshape(1, -1)
+
+    for cells, valid in ((((1, 2), (1, 3), (2, 3)), True), (((2, 1), (3, 1), (3, 2)), True),
+                         (((2, 1), (2, 2), (2, 3)), True), (((1, 2), (2, 1), (3, 2)), False),
+                         (((1, 2), (2, 2)), False), (((1, 2), (1, 3), (2, 3), (2, 2)), False)):
+        assert room.verify(maze.reshape(1, -1), marked(*cells)).tolist() == [valid], cells
+        if valid:  # the test's own checker agrees
+            assert check_solution(maze, marked(*cells).reshape(5, 5)) == 4
+
+
 # -- single puzzles ----------------------------------------------------------------------------
 
 GOOD = ["#######", "#S    #", "# ### #", "#   # #", "### # #", "#G    #", "#######"]

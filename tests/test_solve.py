@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -30,6 +31,23 @@ def test_python_api_solves_text_and_keeps_every_step(model_dir):
     assert len(rows) == 4  # drawn as a 4x4 grid
 
 
+def test_the_answer_is_checked_against_the_rules(model_dir):
+    from trmzoo.factory import task_of
+    from trmzoo_sudoku.solver import solve as solve_sudoku
+
+    task = task_of(trmzoo.load(str(model_dir)))
+    puzzle = task.parse(PUZZLE)
+    right = np.array(solve_sudoku([int(t) - 1 for t in puzzle.inputs], 2, 2)[0]) + 1  # digit d: token d + 1
+    swapped = right.copy()
+    swapped[[0, 1]] = swapped[[1, 0]]  # cell 0 is a given: the row keeps its digits but a given moves
+    assert task.keeps_rules(puzzle, right) is True and task.keeps_rules(puzzle, swapped) is False
+    solution = trmzoo.solve(str(model_dir), PUZZLE)
+    assert solution.valid is task.keeps_rules(puzzle, solution.tokens)
+    words = "valid: yes, it keeps every rule" if solution.valid else "valid: no, it breaks a rule"
+    result = CliRunner().invoke(cli, ["solve", str(model_dir), PUZZLE])
+    assert result.exit_code == 0 and words in result.output.splitlines()[-1], result.output
+
+
 def test_cli_json_trace_and_file_input(model_dir, tmp_path):
     puzzle_file = tmp_path / "p.txt"
     puzzle_file.write_text(PUZZLE.replace("|", "\n"))
@@ -38,6 +56,7 @@ def test_cli_json_trace_and_file_input(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["steps"] == 3 and len(data["tokens"]) == 16 and 0 <= data["q_halt"] <= 1
+    assert isinstance(data["valid"], bool)
     assert trace.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

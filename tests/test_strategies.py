@@ -21,6 +21,7 @@ from trmzoo.factory import make_strategy
 from trmzoo.registry import get_registry
 from trmzoo.strategy import count_network_rows, vote
 from trmzoo.testing import tiny_model
+from trmzoo_arc import ARCConfig, ARCTask
 from trmzoo_maze import MazeConfig, MazeTask
 from trmzoo_sudoku import SudokuConfig, SudokuTask
 from trmzoo_sudoku.solver import random_grid
@@ -217,11 +218,24 @@ def test_sudoku_verify_checks_the_rules_and_the_givens():
 
 def test_verify_strategies_say_so_and_need_a_task_that_offers_it():
     assert all("verify" in name for name, entry in get_registry().strategy.items() if entry.strategy_cls.uses_verify)
-    with pytest.raises(RecipeError, match="maze task offers none"):
-        make_strategy("noise+verify", task=MazeTask(MazeConfig(size=5)))
+    with pytest.raises(RecipeError, match="arc task offers none"):
+        make_strategy("noise+verify", task=ARCTask(ARCConfig()))
     result = answers("noise+verify", {"k": 4, "scale": 1.0})
     plain = answers("noise", {"k": 4, "scale": 1.0})
     assert result.preds.shape == plain.preds.shape
+
+
+def test_verify_strategies_run_on_maze_batches_with_padding_rows():
+    from trmzoo_maze.generate import make_maze
+
+    rng = np.random.default_rng(0)
+    mazes = np.stack([make_maze(7, 4, rng)[0].reshape(-1) for _ in range(3)])
+    inputs = torch.cat([torch.as_tensor(mazes, dtype=torch.int32), torch.zeros(1, 49, dtype=torch.int32)])
+    batch = {"inputs": inputs, "labels": inputs.clone(), "puzzle_identifiers": torch.zeros(4, dtype=torch.int32)}
+    model = tiny_model(vocab_size=6, seq_len=49, halting={"max_steps": 2}).eval()
+    for name in ("noise+verify", "symmetry+verify"):  # the padding row (all zeros) is no maze: never verified
+        result = answers(name, {"k": 2}, model=model, batch=batch, task=MazeTask(MazeConfig(size=7)))
+        assert result.preds.shape == (4, 49) and result.steps.tolist() == [2] * 4
 
 
 def test_bad_options_are_one_line_errors():

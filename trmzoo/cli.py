@@ -332,12 +332,13 @@ def solve(model, puzzle, early_exit, as_json, trace, strategy, strategy_options)
         draw_trace(solution, task, parsed, trace)
     if as_json:
         _echo_json({"solution": solution.text, "tokens": solution.tokens.tolist(), "steps": solution.steps,
-                    "q_halt": solution.q_halt, "strategy": strategy or "plain"})
+                    "q_halt": solution.q_halt, "valid": solution.valid, "strategy": strategy or "plain"})
     else:
         if strategy:
             click.echo(f"strategy: {_strategy_words(built.name, built.uses_verify)}")
         click.echo(solution.text)
-        click.echo(f"supervision steps: {solution.steps}   confidence (sigmoid q_halt): {solution.q_halt:.3f}")
+        rules = {None: "", True: "   valid: yes, it keeps every rule", False: "   valid: no, it breaks a rule"}[solution.valid]
+        click.echo(f"supervision steps: {solution.steps}   confidence (sigmoid q_halt): {solution.q_halt:.3f}{rules}")
 
 
 @cli.command()

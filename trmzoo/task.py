@@ -99,6 +99,7 @@ class Solution:
     trace: list[np.ndarray] = field(default_factory=list)  # predicted tokens after every step
     q_trace: list[float] = field(default_factory=list)
     text: str = ""
+    valid: bool | None = None  # the answer keeps the puzzle's rules (Task.verify); None where the task has no check
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,12 @@ class Task:
     def offers_verify(self) -> bool:
         return type(self).verify is not Task.verify
 
+    def keeps_rules(self, puzzle: Puzzle, tokens: np.ndarray) -> bool | None:
+        """Whether one answer to ``puzzle`` is a valid solution by :meth:`verify`; None when the task has no check."""
+        if not self.offers_verify:
+            return None
+        return bool(self.verify(np.asarray(puzzle.inputs)[None], np.asarray(tokens)[None])[0])
+
     # -- evaluation ------------------------------------------------------------------------
     def evaluator(self, data_dir: Path, *, max_puzzles: int | None = None) -> Evaluator:
         """The test-split scorer. trmzoo calls ``evaluator(data_dir, max_puzzles=..., **options)``:
@@ -278,7 +285,7 @@ class Task:
             answers = strategy.run(model, batch)
             tokens = answers.preds[0].cpu().numpy()
             return Solution(tokens=tokens, steps=int(answers.steps[0]), q_halt=float(torch.sigmoid(answers.q_halt[0])),
-                            text=self.render(tokens, puzzle))
+                            text=self.render(tokens, puzzle), valid=self.keeps_rules(puzzle, tokens))
         if strategy is not None:
             early_exit = strategy.config.early_exit
         outputs = model.rollout(batch, early_exit=early_exit)
@@ -287,5 +294,5 @@ class Task:
         tokens = trace[-1]
         return Solution(
             tokens=tokens, steps=int(outputs[-1].steps[0]), q_halt=q_trace[-1], trace=trace, q_trace=q_trace,
-            text=self.render(tokens, puzzle),
+            text=self.render(tokens, puzzle), valid=self.keeps_rules(puzzle, tokens),
         )

@@ -375,6 +375,8 @@ def check_solve(task: Task, puzzle: Puzzle, num_puzzle_identifiers: int = 1, dat
     assert 1 <= solution.steps <= model.halting.max_steps, f"the solution used {solution.steps} steps"
     assert 0.0 <= solution.q_halt <= 1.0 and math.isfinite(solution.q_halt), f"q_halt is {solution.q_halt}"
     assert len(solution.trace) == len(solution.q_trace) >= 1, "the solution has no answer per supervision step"
+    assert solution.valid == rebuilt.keeps_rules(puzzle, solution.tokens), \
+        f"the solution says valid={solution.valid}, the task's verify says {rebuilt.keeps_rules(puzzle, solution.tokens)}"
     for token in range(task.vocab_size):
         assert isinstance(task.cell_text(token), str), f"cell_text({token}) is not a string"
     return solution

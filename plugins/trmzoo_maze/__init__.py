@@ -24,7 +24,7 @@ from trmzoo.data.grids import dihedral, inverse_dihedral
 from trmzoo.errors import DataError, PuzzleError
 from trmzoo.hub import download
 
-from trmzoo_maze.generate import GOAL, START, make_maze
+from trmzoo_maze.generate import GOAL, START, make_maze, marks_shortest_path
 
 CHARSET = "# SGo"  # tokens 1..5: wall, open, start, goal, path (labels only)
 DRAW = "?" + CHARSET  # token -> character; '?' for padding predicted inside the grid
@@ -176,6 +176,12 @@ class MazeTask(Task):
     def _transform(self, tokens: np.ndarray, tid: int) -> np.ndarray:
         grid = np.asarray(tokens).reshape(*np.shape(tokens)[:-1], self.config.size, self.config.size)
         return dihedral(grid, tid).reshape(np.shape(tokens)).copy()
+
+    def verify(self, inputs: np.ndarray, preds: np.ndarray) -> np.ndarray:
+        """The answer keeps the maze and marks a shortest S->G path (any of them, where there are several)."""
+        shape = (-1, self.config.size, self.config.size)
+        return np.array([marks_shortest_path(maze, answer) for maze, answer in
+                         zip(np.asarray(inputs).reshape(shape), np.asarray(preds).reshape(shape))], dtype=bool)
 
     # -- single puzzles --------------------------------------------------------------------
     def cell_text(self, token: int) -> str:

@@ -85,6 +85,25 @@ def solve(grid: np.ndarray) -> np.ndarray | None:
     return label
 
 
+def marks_shortest_path(maze: np.ndarray, answer: np.ndarray) -> bool:
+    """Whether ``answer`` is ``maze`` with one shortest S->G path marked ``PATH`` and nothing else changed.
+
+    Any shortest path counts, not only the one :func:`solve` marks: the path cells lie on open cells, there
+    are as many as a shortest path has between S and G, and they link S to G. A grid without exactly one S
+    and one G (a batch's padding) has no answer.
+    """
+    starts, goals = np.argwhere(maze == START), np.argwhere(maze == GOAL)
+    on_path = answer == PATH
+    if len(starts) != 1 or len(goals) != 1 or not np.array_equal(np.where(on_path, OPEN, answer), maze):
+        return False  # not a maze (a batch's padding rows) or the answer changed it
+    start, goal = tuple(int(i) for i in starts[0]), tuple(int(i) for i in goals[0])
+    moves = int(distances(maze, start)[goal])
+    if moves < 0 or int(on_path.sum()) != moves - 1:
+        return False
+    walk = np.where(on_path | (maze == START) | (maze == GOAL), OPEN, WALL)
+    return int(distances(walk, start)[goal]) == moves
+
+
 def make_maze(size: int, min_path_length: int, rng: np.random.Generator, *,
               max_tries: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """One ``(input, label)`` pair whose S->G shortest path takes more than ``min_path_length`` moves."""
