@@ -234,7 +234,8 @@ class Task:
 
     def verify(self, inputs: np.ndarray, preds: np.ndarray) -> np.ndarray:
         """Whether each answer is a valid solution of its puzzle (bool ``[n]``), from the rules alone,
-        without the label. Optional: strategies whose name says ``verify`` use it."""
+        without the label; a row that is no puzzle (a batch's padding) is not. Optional: strategies whose name
+        says ``verify`` use it, and ``trmzoo solve`` reports it for its answer (:meth:`keeps_rules`)."""
         raise NotImplementedError
 
     @property
