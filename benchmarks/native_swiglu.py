@@ -12,8 +12,9 @@ uses the same SLEEF exponential as PyTorch's and the outputs are the same bits),
 * a bf16 training step of the Sudoku models (one supervision step, stablemax loss, backward, AdamW),
   with trmzoo's gating and with the kernel swapped in (in this process only), interleaved rounds.
 
-Freed memory is kept (``trmzoo.keep_freed_memory()``), as trmzoo's commands run. It checks that the kernel gives PyTorch's outputs, gradients and a step's loss and gradients bit for bit.
-Nothing here is used by trmzoo itself.
+Freed memory is kept (``trmzoo.keep_freed_memory()``), as trmzoo's commands run. It checks that the kernel
+gives PyTorch's outputs and gradients, and a step's loss and gradients, bit for bit. Nothing here is used by
+trmzoo itself.
 
     python benchmarks/native_swiglu.py --threads 1 --batch 4
 """
@@ -32,8 +33,8 @@ import trmzoo.core.layers as layers
 from trmzoo.core.supervision import supervision_loss
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import random_batch  # noqa: E402
 from elementwise import PHASES, repeated  # noqa: E402
+from throughput import random_batch  # noqa: E402
 from vs_official import interleaved, loadavg  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -138,10 +139,11 @@ def native_gate(ext):
         def forward(ctx, gate_up, dim):
             gate_up = gate_up.contiguous()
             outer, inner, shape = halves(gate_up, dim)
-            act = gate_up.new_empty(outer * inner)
+            act = gate_up.new_empty(outer * inner)  # the kernel keeps the rounded SiLU here for the backward
+            out = ext.gate_forward(gate_up, outer, inner, act)
             ctx.save_for_backward(gate_up, act)
             ctx.sizes = (outer, inner)
-            return ext.gate_forward(gate_up, outer, inner, act).view(shape)
+            return out.view(shape)
 
         @staticmethod
         def backward(ctx, grad):
