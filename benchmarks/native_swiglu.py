@@ -9,8 +9,9 @@ uses the same SLEEF exponential as PyTorch's and the outputs are the same bits),
   SwiGLU [B, L, 2 x 1536], TRM-MLP's sequence mixer [2 x 512, B x 512]): PyTorch's ops as trmzoo
   calls them against the kernel, and forward PyTorch's SiLU of the gate alone (the exponentials'
   own cost, which no kernel with these numerics avoids);
-* a bf16 training step of the Sudoku models (one supervision step, stablemax loss, backward, AdamW),
-  with trmzoo's gating and with the kernel swapped in (in this process only), interleaved rounds.
+* a bf16 training step of the Sudoku models as the trainer runs it (benchmarks/throughput.py's
+  ``step_functions``: one supervision step, stablemax loss, backward, AdamATan2, EMA), with trmzoo's gating
+  and with the kernel swapped in (in this process only), interleaved rounds.
 
 Freed memory is kept (``trmzoo.keep_freed_memory()``), as trmzoo's commands run. It checks that the kernel
 gives PyTorch's outputs and gradients, and a step's loss and gradients, bit for bit. Nothing here is used by
@@ -34,7 +35,7 @@ from trmzoo.core.supervision import supervision_loss
 
 sys.path.insert(0, str(Path(__file__).parent))
 from elementwise import PHASES, repeated  # noqa: E402
-from throughput import random_batch  # noqa: E402
+from throughput import random_batch, step_functions  # noqa: E402
 from vs_official import interleaved, loadavg  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -225,17 +226,12 @@ def step_table(gate, args) -> None:
 
         (loss_a, grads_a), (loss_b, grads_b) = first_step(pytorch), first_step(gate)
         same = torch.equal(loss_a, loss_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        state = {"carry": model.initial_carry(batch)}
+        train_step, _ = step_functions(model, batch)
 
         def train(fn):
             def run():
                 use_gate(fn)
-                state["carry"], out = model.step(state["carry"], batch)
-                loss, _ = supervision_loss(out, state["carry"].data["labels"], model.halting)
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                train_step()
             return run
 
         times = interleaved({"pytorch": train(pytorch), "native": train(gate)}, args.step_rounds, 1, CPU)

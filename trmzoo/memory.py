@@ -4,8 +4,8 @@ A step allocates and frees the same activations, a few MB each, dozens of times.
 malloc gives large blocks back to the operating system when they are freed (``mmap`` above a threshold
 that it raises as it goes, ``trim`` of the heap's free top), and the next step touches fresh pages:
 each page costs a fault. A bf16 evaluation step of the paper's Sudoku models at batch 384 on 2 CPU cores
-took 12-19 million faults and 1.8-2.2x as long as with the memory kept (docs/performance.md). The command line keeps it; a program that
-drives trmzoo from Python can call :func:`keep_freed_memory` itself.
+took 12-19 million faults and 1.8-2.2x as long as with the memory kept (docs/performance.md). The command
+line keeps it; a program that drives trmzoo from Python can call :func:`keep_freed_memory` itself.
 """
 
 from __future__ import annotations
