@@ -152,11 +152,11 @@ def test_kept_bf16_weight_is_prepacked_on_cpu_and_gives_the_same_values():
         for x in (torch.randn(3, 7, 24, generator=g).bfloat16(), torch.randn(5, 24, generator=g).bfloat16()):
             expected = F.linear(x, layer.weight.bfloat16(), layer.bias.bfloat16())
             assert torch.equal(layer(x), expected)
-        packed = layer._packed[1]
-        assert packed.layout == torch._mkldnn
+        (packed,) = layer.onednn_blocks(x)
+        assert packed.layout == torch._mkldnn and layer.onednn_blocks(x)[0] is packed  # packed once
         layer.weight.mul_(-1)  # as an optimizer step: the packed copy is made again
         assert torch.equal(layer(x), F.linear(x, layer.weight.bfloat16(), layer.bias.bfloat16()))
-        assert layer._packed[1] is not packed
+        assert layer.onednn_blocks(x)[0] is not packed
 
 
 @pytest.mark.parametrize("train_weights", [True, False])

@@ -6,6 +6,9 @@ RMSNorm's forward must equal the official ops; in fp32 its gradients too, in bf1
 backward must be as accurate against float64 as autograd's.
 RoPE is written half by half with a closed-form backward; its outputs and gradients must equal
 autograd's through the official ops bit for bit, in fp32 and bf16.
+In bf16 on a CPU without gradient, SwiGLU (channel and TRM-MLP's mixer) runs its gating and residual
+inside oneDNN's products: it must take that path, and be at least as accurate against float64 as the
+official ops; where oneDNN is absent, and in fp32, the official ops run.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import trmzoo_mlp
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from trmzoo.core.layers import apply_rotary, rms_norm_fp32, rotary_tables, silu_gate
+import trmzoo.core.layers as layers
+from trmzoo.core.layers import CastedLinear, SwiGLU, apply_rotary, rms_norm_fp32, rotary_tables, silu_gate
+from trmzoo.testing import tiny_model
 
 DTYPES = [torch.float32, torch.bfloat16]
 
@@ -98,3 +105,115 @@ def test_rms_norm_closed_form_gradient_is_as_accurate_as_autograd(dim):
     assert error.max() <= reference_error.max() * 1.01
     assert error.mean() <= reference_error.mean() * 1.05
     assert (ours.double() - theirs.double()).abs().max() <= 2 ** -7 * exact.abs().max()
+
+
+# -- SwiGLU inside oneDNN's products (bf16, CPU, no gradient) ---------------------------------------
+needs_onednn = pytest.mark.skipif(not layers.ONEDNN_BF16, reason="this torch or CPU has no oneDNN bf16 linear")
+
+
+class _OpsRun(TorchDispatchMode):
+    """Records the names of the ops that run inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def _official_swiglu(layer, x, add):
+    """The official ops in x's dtype: the residual plus down(silu(gate) * up)."""
+    gate, up = F.linear(x, layer.gate_up_proj.weight.to(x.dtype)).chunk(2, -1)
+    return add + F.linear(F.silu(gate) * up, layer.down_proj.weight.to(x.dtype))
+
+
+def _float64_swiglu(layer, x, add):
+    """The same function in float64 on the same bf16 inputs and weights."""
+    gate, up = F.linear(x.double(), layer.gate_up_proj.weight.bfloat16().double()).chunk(2, -1)
+    return add.double() + F.linear(F.silu(gate) * up, layer.down_proj.weight.bfloat16().double())
+
+
+def _rms_error(t, exact):
+    return (t.double() - exact).pow(2).mean().sqrt().item()
+
+
+def _swiglu_case(seed):
+    g = torch.Generator().manual_seed(seed)
+    layer = SwiGLU(64, 4.0)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * p.shape[-1] ** -0.5)
+    x, add = (torch.randn(3, 11, 64, generator=g).bfloat16() for _ in range(2))
+    return layer, x, add
+
+
+@needs_onednn
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bf16_swiglu_without_gradient_runs_inside_onednn_and_is_as_accurate(seed):
+    layer, x, add = _swiglu_case(seed)
+    with torch.no_grad():
+        with _OpsRun() as ops:
+            ours = layer(x, add=add)
+        official = _official_swiglu(layer, x, add)
+    assert "mkldnn._linear_pointwise.binary" in ops.names and "aten.silu.default" not in ops.names
+    exact = _float64_swiglu(layer, x, add)
+    assert _rms_error(ours, exact) <= _rms_error(official, exact)  # fewer roundings to bf16: about 0.75x
+    torch.testing.assert_close(ours.float(), official.float(), atol=2e-2 * exact.abs().max().item(), rtol=0)
+
+
+def test_swiglu_runs_the_official_ops_with_gradient_in_fp32_and_without_onednn(monkeypatch):
+    layer, x, add = _swiglu_case(3)
+    with torch.no_grad():
+        assert torch.equal(layer(x.float(), add=add.float()), _official_swiglu(layer, x.float(), add.float()))
+    x_grad = x.clone().requires_grad_(True)
+    assert torch.equal(layer(x_grad, add=add).detach(), _official_swiglu(layer, x, add))
+    monkeypatch.setattr(layers, "ONEDNN_BF16", False)
+    with torch.no_grad():
+        assert torch.equal(layer(x, add=add), _official_swiglu(layer, x, add))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_casted_linear_adds_the_residual_in_the_official_order(dtype):
+    g = torch.Generator().manual_seed(4)
+    layer = CastedLinear(24, 16, bias=True)
+    x, add = torch.randn(5, 24, generator=g).to(dtype), torch.randn(5, 16, generator=g).to(dtype)
+    with torch.no_grad():
+        layer.bias.normal_(generator=g)
+        ours, official = layer(x, add=add), add + F.linear(x, layer.weight.to(dtype), layer.bias.to(dtype))
+    if dtype == torch.float32 or not layers.ONEDNN_BF16:
+        assert torch.equal(ours, official)
+    else:  # added inside oneDNN's product, before its one rounding to bf16
+        exact = add.double() + F.linear(x.double(), layer.weight.bfloat16().double(), layer.bias.bfloat16().double())
+        assert _rms_error(ours, exact) <= _rms_error(official, exact)
+    x_grad, add_grad = x.clone().requires_grad_(True), add.clone().requires_grad_(True)
+    layer(x_grad, add=add_grad).sum().backward()
+    assert torch.equal(add_grad.grad, torch.ones_like(add)) and x_grad.grad is not None
+
+
+@needs_onednn
+def test_bf16_mlp_token_mixer_without_gradient_runs_inside_onednn_and_is_as_accurate(monkeypatch):
+    mixer = tiny_model(hidden_size=32, seq_len=9, vocab_size=7, backbone={"kind": "mlp"}, pos_encodings="none",
+                       forward_dtype="bfloat16").recursion.net.layers[0].mixer
+    g = torch.Generator().manual_seed(5)
+    h = torch.randn(5, mixer.gate_up_proj.weight.shape[1], 32, generator=g).bfloat16()
+
+    def transposed(t, dtype):  # the official form: [B, D, L], SwiGLU over L, residual, RMSNorm over L
+        rows = t.transpose(1, 2).to(dtype)
+        gate, up = F.linear(rows, mixer.gate_up_proj.weight.bfloat16().to(dtype)).chunk(2, -1)
+        mixed = rows + F.linear(F.silu(gate) * up, mixer.down_proj.weight.bfloat16().to(dtype))
+        if dtype == torch.bfloat16:
+            mixed = mixed.float()
+        return (mixed * torch.rsqrt(mixed.square().mean(-1, keepdim=True) + 1e-5)).transpose(1, 2)
+
+    exact = transposed(h, torch.float64)
+    official = transposed(h, torch.bfloat16).bfloat16()
+    for samples in (1, 2, 100):  # a few samples at a time, as without gradient
+        monkeypatch.setattr(trmzoo_mlp, "SLICE_TOKENS", samples * h.shape[1])
+        with torch.no_grad():
+            with _OpsRun() as ops:
+                ours = mixer(h)
+        assert "mkldnn._linear_pointwise.binary" in ops.names and "aten.silu.default" not in ops.names
+        assert ours.shape == h.shape and ours.is_contiguous()
+        assert _rms_error(ours, exact) <= _rms_error(official, exact)

@@ -45,7 +45,7 @@ class SelfAttention(nn.Module):
         if self.cos is not None:
             q, k = apply_rotary(q, self.cos, self.sin), apply_rotary(k, self.cos, self.sin)
         out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        return self.norm(h + self.o_proj(out.transpose(1, 2).reshape(batch, length, -1)))
+        return self.norm(self.o_proj(out.transpose(1, 2).reshape(batch, length, -1), add=h))
 
 
 # Up to this many positions a CPU bf16 step with gradient uses the two matmuls below; beyond it, the fused kernel.

@@ -48,7 +48,7 @@ class Block(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = self.mixer(h)
-        return self.norm(h + self.mlp(h))
+        return self.norm(self.mlp(h, add=h))
 
 
 class ReasoningNet(nn.Module):
