@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -194,7 +195,16 @@ add("recipe", "unknown-backbone", lambda c: (["train", c.recipe({"model.backbone
 add("recipe", "unknown-task", lambda c: (["train", c.recipe({"task": {"name": "chess"}}), "--dry-run"],
                                          ["recipe.yaml", "task", "'chess'"]))
 add("recipe", "unknown-preset", lambda c: (["train", c.recipe({"model.preset": "trm_chess"}), "--dry-run"],
-                                           ["trm_chess"]))
+                                           ["recipe.yaml", "model.preset", "trm_chess"]))
+add("recipe", "yes-for-a-number", lambda c: (["train", c.recipe({"train.max_steps": True}), "--dry-run"],
+                                             ["recipe.yaml", "train.max_steps", "integer"]))
+add("recipe", "a-device-file", lambda c: (["train", "/dev/zero", "--dry-run"], ["/dev/zero", "not a regular file"]))
+add("recipe", "dry-run-unknown-strategy", lambda c: (["train", c.recipe({"eval.strategy": "nosuch"}), "--dry-run"],
+                                                     ["eval.strategy", "'nosuch'"]))
+add("recipe", "dry-run-absent-device", lambda c: (["train", c.recipe({"train.device": "mps"}), "--dry-run"],
+                                                  ["train.device", "'mps'", "no mps device"]))
+add("recipe", "dry-run-init-from-missing", lambda c: (["train", c.recipe(), "--dry-run", "--init-from", c.t / "gone"],
+                                                      ["gone", "no such model folder"]))
 add("recipe", "prefix-does-not-fit", lambda c: (["train", c.recipe({"model.hidden_size": 8}), "--dry-run"],
                                                 ["recipe.yaml", "model", "prefix"]))
 add("recipe", "heads-too-many", lambda c: (["train", c.recipe({"model.backbone.num_heads": 64}), "--dry-run"],
@@ -234,6 +244,10 @@ add("set", "section-to-value", lambda c: (["train", c.recipe(), "--set", "model.
                                           ["--set model.backbone"]))
 add("set", "unknown-kind", lambda c: (["train", c.recipe(), "--set", "model.halting.kind=never", "--dry-run"],
                                       ["model.halting", "'never'", "--set model.halting.kind"]))
+add("set", "infinite", lambda c: (["train", c.recipe(), "--set", "train.lr=.inf", "--dry-run"], ["--set train.lr", "finite"]))
+add("set", "empty-key", lambda c: (["train", c.recipe(), "--set", "=3", "--dry-run"], ["--set", "not a dotted path"]))
+add("set", "empty-segment", lambda c: (["train", c.recipe(), "--set", "train..lr=3", "--dry-run"],
+                                       ["--set", "train..lr", "not a dotted path"]))
 
 # -- puzzles, for every task ----------------------------------------------------------------------
 PUZZLES = {
@@ -307,7 +321,27 @@ add("weights", "task-of-another-size", lambda c: (
     c.copy(c.w.sudoku, "s9"), (c.t / "s9" / "config.json").write_text(
         (c.w.sudoku / "config.json").read_text().replace('"box_rows": 2', '"box_rows": 3').replace(
             '"box_cols": 2', '"box_cols": 3')),
-    ["solve", c.t / "s9", "." * 81], ["81 cells", "the model reads 16"])[2:])
+    ["solve", c.t / "s9", "." * 81], ["s9", "sequences of 81", "reads 16", "config.json"])[2:])
+
+
+def _damage_tensor(c, change) -> Path:
+    """A copy of the maze weights whose output head is changed by ``change``."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = c.weights() / "model.safetensors"
+    with safe_open(path, "pt") as file:
+        metadata, tensors = file.metadata(), {k: file.get_tensor(k) for k in file.keys()}
+    tensors["lm_head.weight"] = change(tensors["lm_head.weight"])
+    save_file(tensors, path, metadata=metadata)
+    return path.parent
+
+
+add("weights", "nan-values", lambda c: (["solve", _damage_tensor(c, lambda t: t * float("nan")), "#####"],
+                                        ["lm_head.weight", "NaN or infinite"]))
+add("weights", "integer-values", lambda c: (["solve", _damage_tensor(c, lambda t: t.int()), "#####"],
+                                            ["lm_head.weight", "torch.int32", "float32"]))
+add("weights", "a-plain-file", lambda c: (["solve", put(c.t / "afile", "x"), "#####"], ["afile", "a file, not a model"]))
 add("weights", "no-such-folder", lambda c: (["solve", c.t / "gone", "x"], ["gone", "no such model folder"]))
 add("weights", "an-empty-folder", lambda c: ((c.t / "e").mkdir(), ["solve", c.t / "e", "x"], ["no config.json"])[1:])
 
@@ -337,6 +371,11 @@ add("official", "data-missing", lambda c: (["convert", OFFICIAL / "step_0", "--c
 add("official", "vocab-zero", lambda c: (["convert", OFFICIAL / "step_0", "--config", OFFICIAL / "all_config.yaml",
                                           "--vocab-size", 0, "--seq-len", 4, "--out", c.t / "o"], ["--vocab-size"]),
     status=2)
+add("official", "text-checkpoint", lambda c: (convert(c, put(c.t / "step_4", "hello\n")), ["step_4", "not a readable"]))
+add("official", "setting-wrong-type", lambda c: (
+    convert(c, config=put(c.t / "c.yaml", (OFFICIAL / "all_config.yaml").read_text().replace("hidden_size: 48",
+                                                                                              "hidden_size: x"))),
+    ["c.yaml", "wrong type", "'x'"]))
 add("official", "out-onto-weights", lambda c: (convert(c)[:-1] + [c.copy(c.w.maze, "mine")], ["mine", "already holds"]))
 
 # -- the Hub ------------------------------------------------------------------------------------------
@@ -365,6 +404,12 @@ add("hub", "no-weights-in-repo", lambda c: (
 add("hub", "portal", lambda c: (setattr(c.hub, "portal", True), ["solve", "hf-hub:org/x", "x"],
                                 ["cannot reach the Hub"])[1:], hub="fake")
 add("hub", "push-malformed-id", lambda c: (["push", c.w.run, "not-an-id"], ["'not-an-id'", "org/name"]), hub="fake")
+add("hub", "data-build-unreachable", lambda c: (["data", "build", "sudoku", "--out", c.t / "s", "--source", "hub"],
+                                                ["cannot reach the Hub", ".csv", "not in the local cache"]),
+    hub="unreachable")
+add("hub", "push-damaged-weights", lambda c: (
+    (c.weights() / "model.safetensors").write_bytes((c.w.maze / "model.safetensors").read_bytes()[:100]),
+    ["push", c.t / "w", "org/x"], ["model.safetensors"])[1:], hub="unreachable")
 add("hub", "push-not-a-model", lambda c: (["push", c.t, "org/x"], [str(c.t), "neither a run folder"]), hub="fake")
 
 # -- run folders and resume -------------------------------------------------------------------------
@@ -395,6 +440,27 @@ add("run", "resume-damaged-checkpoint", lambda c: (
 add("run", "resume-damaged-recipe", lambda c: (
     (c.copy(c.w.run, "r") / "recipe.yaml").write_text("train: [\n"), ["train", "--resume", c.t / "r", "--quiet"],
     ["recipe.yaml"])[1:])
+add("run", "overwrite-with-damaged-test-split", lambda c: (
+    ["train", c.recipe(), "--out", c.copy(c.w.run, "r"), "--overwrite", *small(c.dataset(inputs=None))],
+    ["test/all__inputs.npy", "missing"]))
+add("run", "damaged-test-split-before-training", lambda c: (
+    ["train", c.recipe(), "--out", c.t / "new", *small(c.dataset(inputs=None))], ["test/all__inputs.npy", "missing"]))
+add("run", "out-inside-a-run", lambda c: (
+    ["train", c.recipe(), "--out", c.copy(c.w.run, "r") / "weights", "--overwrite", *small(c.w.data)],
+    ["weights", "inside the run folder", "pick another --out"]))
+add("run", "resume-below-the-step-reached", lambda c: (
+    ["train", "--resume", c.copy(c.w.run, "r"), "--set", "train.max_steps=1", "--quiet"],
+    ["train.max_steps", "below step 2", "left as it was"]))
+add("run", "data-dir-a-file", lambda c: (
+    ["train", c.recipe(), "--out", c.t / "r", *small(c.w.data), "--set", f"data.dir={put(c.t / 'afile', 'x')}"],
+    ["data.dir", "afile", "is a file"]))
+add("run", "plot-unknown-format", lambda c: (["plot", c.w.run, "--out", c.t / "curves.foo"], ["curves.foo", ".png"]))
+add("run", "plot-no-records", lambda c: (
+    (c.copy(c.w.run, "r") / "metrics.jsonl").write_text('[1, 2]\n{"step": "x"}\n'), ["plot", c.t / "r"],
+    ["metrics.jsonl", "no record"])[1:])
+add("run", "plot-binary-metrics", lambda c: (
+    (c.copy(c.w.run, "r") / "metrics.jsonl").write_bytes(b"\xff\xfe\x00"), ["plot", c.t / "r"],
+    ["metrics.jsonl", "not text"])[1:])
 add("run", "eval-without-data", lambda c: (["eval", c.copy(c.w.maze, "wf")], ["not a run folder", "--data"]))
 add("run", "plot-not-a-run", lambda c: (["plot", c.t], [str(c.t)]))
 add("run", "train-without-recipe", lambda c: (["train"], ["RECIPE", "--resume"]))
@@ -447,6 +513,12 @@ add("dataset", "build-unknown-option", lambda c: (["data", "build", "maze", "--o
                                                   ["--colour", "no such option"]))
 add("dataset", "build-option-out-of-range", lambda c: (["data", "build", "maze", "--out", c.t / "x", "--size", 1],
                                                        ["size", "greater than or equal to 3"]))
+add("dataset", "build-option-without-value", lambda c: (["data", "build", "maze", "--out", c.t / "x", "--num-train"],
+                                                        ["--num-train", "needs a value"]))
+add("dataset", "build-option-twice", lambda c: (
+    ["data", "build", "maze", "--out", c.t / "x", "--num-train", 3, "--num-train", 4], ["--num-train", "given twice"]))
+add("dataset", "build-option-with-equals-out-of-range", lambda c: (
+    ["data", "build", "maze", "--out", c.t / "x", "--size=1"], ["size", "greater than or equal to 3"]))
 add("dataset", "build-onto-dataset", lambda c: (["data", "build", "maze", "--out", c.copy(c.w.data, "d"), "--size", 5],
                                                 ["already holds a dataset", "--overwrite"]))
 add("dataset", "build-arc-missing-source", lambda c: (
@@ -477,6 +549,15 @@ add("options", "eval-option-bad-yaml", lambda c: (["eval", c.w.run, "--option", 
 add("options", "recipe-evaluator-option-unknown", lambda c: (
     ["train", c.recipe({"eval.evaluator_options": {"beam": 3}}), "--out", c.t / "r", *small(c.w.data)],
     ["eval.evaluator_options beam", "maze"]))
+add("options", "solve-strategy-option-without-strategy", lambda c: (
+    ["solve", c.w.maze, "#####\n#S G#\n#   #\n#   #\n#####", "--strategy-option", "k=2"], ["--strategy-option", "k"]))
+add("options", "solve-puzzle-a-folder", lambda c: (["solve", c.w.maze, c.t], [str(c.t), "a folder"]))
+add("options", "solve-trace-unknown-format", lambda c: (
+    ["solve", c.w.maze, "#####", "--trace", c.t / "t.foo"], ["t.foo", ".png"]))
+add("options", "eval-submission-task-writes-none", lambda c: (["eval", c.w.run, "--submission", c.t / "s.json"],
+                                                              ["--submission", "maze task writes no submission"]))
+add("options", "eval-submission-folder-missing", lambda c: (
+    ["eval", c.w.run, "--submission", c.t / "nodir" / "s.json"], ["--submission", "nodir", "does not exist"]))
 add("options", "unknown-command", lambda c: (["trian"], ["trian"]), status=2)
 add("options", "unknown-option", lambda c: (["train", "--colour", "red"], ["--colour"]), status=2)
 add("options", "missing-argument", lambda c: (["solve"], ["MODEL"]), status=2)
@@ -646,3 +727,15 @@ def test_a_plugin_whose_commands_hook_raises_is_isolated_and_the_cli_runs(fresh,
         _add_plugin_commands()
     assert "register_commands raised KeyError" in plugin_failures()["zoo_test_badcmd"]
     assert invoke("list").exit_code == 0
+
+
+def test_a_build_removes_half_builds_that_killed_processes_left_beside_it(tmp_path):
+    dead = 2**22 + 12345  # above the kernel's largest pid
+    stale, running = tmp_path / f".maze.building-{dead}", tmp_path / f".maze.building-{os.getppid()}"
+    for folder in (stale, running):
+        folder.mkdir()
+        (folder / "half.npy").write_bytes(b"x")
+    result = invoke("data", "build", "maze", "--out", tmp_path / "maze", "--size", 5, "--source", "generate",
+                    "--min-path-length", 2, "--num-train", 4, "--num-test", 2)
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and running.exists()  # a live process's build is never touched

@@ -172,7 +172,7 @@ def test_hub_errors_are_one_line_and_say_what_to_do(fake_hub, tmp_path, monkeypa
         "hf-hub:org/tiny@v9": "no revision 'v9'",
         "hf-hub:org/cut": "cut short",
         "hf-hub:org/bad": "org/bad/model.safetensors: unusable download .*force_download=True",
-        "trm-arc-7": "unknown pretrained model 'trm-arc-7'; did you mean trm-arc-7m",
+        "trm-arc-7": "unknown pretrained model 'trm-arc-7', and no folder of that name here; did you mean trm-arc-7m",
         "trm_maze_mlp": "without published weights",
         "hf-hub:justaname": "org/name",
     }
@@ -197,6 +197,14 @@ def test_no_network_and_not_cached_says_how_to_fetch(fake_hub, monkeypatch):
                         "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
     with pytest.raises(HubError, match="cannot reach the Hub at http://127.0.0.1:9 .* connect"):
         trmzoo.load("hf-hub:org/uncached")
+
+
+def test_an_endpoint_that_is_no_url_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "ENDPOINT", "notaurl")
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", "notaurl/{repo_id}/resolve/{revision}/{filename}")
+    with pytest.raises(HubError, match="^HF_ENDPOINT 'notaurl' is not a URL .*fix or unset it$"):
+        trmzoo.load("hf-hub:org/x")
 
 
 def test_push_uploads_weights_and_a_model_card_then_loads_back(fake_hub, tmp_path):

@@ -269,9 +269,17 @@ def test_hub_source_missing_offline_says_how_to_fetch(tmp_path, offline_cache):
         task(source="hub").build(tmp_path, progress=False)
 
 
-def test_hub_source_downloads(tmp_path, fake_hub, extreme_rows):
+def test_hub_source_downloads_then_reads_its_cache_when_the_hub_is_gone(tmp_path, fake_hub, extreme_rows, monkeypatch):
     fake_hub.add_file("someone/sudoku", "train.csv", csv_text(extreme_rows[:2]).encode(), repo_type="dataset")
     fake_hub.add_file("someone/sudoku", "test.csv", csv_text(extreme_rows[2:3]).encode(), repo_type="dataset")
     task(source="hub", hub_repo="someone/sudoku").build(tmp_path / "data", progress=False)
     _, test = read_split(tmp_path / "data", "test")
     assert np.array_equal(test.labels[0], np.array(extreme_rows[2][1]) + 1)
+
+    from huggingface_hub import constants  # the Hub gone: the cached files serve, without the library's retries
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
+    task(source="hub", hub_repo="someone/sudoku").build(tmp_path / "again", progress=False)
+    assert np.array_equal(read_split(tmp_path / "again", "test")[1].labels, test.labels)

@@ -39,14 +39,17 @@ def load(name_or_path: str | Path, *, revision: str | None = None, token: str | 
     if not explicit_dir and text in registry.pretrained:
         model_entry, weights = registry.pretrained[text]
         return hub.load_entry(model_entry, weights, revision=revision, token=token, force_download=force_download)
+    if path.exists():
+        raise TrmzooError(f"{path}: a file, not a model (a run folder, a weight folder, a pretrained name or "
+                          "hf-hub:org/repo)")
     if explicit_dir or "/" in text or "\\" in text or text.startswith("."):
         raise TrmzooError(f"{path}: no such model folder")
     if text in registry.model:
         raise HubError(f"{text!r} is a model without published weights; build it with trmzoo.create_model({text!r}) "
                        "or pick one of trmzoo.list_models(pretrained=True)")
     close = difflib.get_close_matches(text, list(registry.pretrained), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; see trmzoo.list_models(pretrained=True)"
-    raise HubError(f"unknown pretrained model {text!r}{hint}")
+    hint = f"; did you mean {', '.join(close)}?" if close else " (`trmzoo list --pretrained` lists them)"
+    raise HubError(f"unknown pretrained model {text!r}, and no folder of that name here{hint}")
 
 
 def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool = False,

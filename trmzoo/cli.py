@@ -178,22 +178,35 @@ def train(recipe, overrides, out, overwrite, resume, init_from, dry_run, quiet):
             raise TrmzooError("trmzoo train: give a RECIPE to start a run, or --resume RUN_DIR to continue one")
         path = str(resolve_recipe_path(recipe))
         if dry_run:
-            return _dry_run(path, tuple(overrides))
+            return _dry_run(path, tuple(overrides), init_from)
         metrics = run_training(path, overrides=tuple(overrides), out=out, overwrite=overwrite, init_from=init_from,
                                progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # one report under torchrun
         _print_metrics(metrics)
 
 
-def _dry_run(path: str, overrides: tuple[str, ...]) -> None:
+def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None) -> None:
+    """The checks a real run makes before it touches data or files, without data or training."""
     import torch
 
-    from trmzoo.factory import build_model
+    from trmzoo import hub
+    from trmzoo.api import load
+    from trmzoo.distributed import local_device
+    from trmzoo.evaluation import check_evaluator_options
+    from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
     from trmzoo.recipe import load_recipe
-    from trmzoo.factory import create_task, resolve_model_config
+    from trmzoo.registry import get_registry
 
     recipe = load_recipe(path, overrides)
     task = create_task(recipe.task)
+    local_device(recipe.train.device)
+    check_evaluator_options(task, recipe.eval.evaluator_options, "eval.evaluator_options")
+    make_strategy(recipe.eval.strategy, recipe.eval.strategy_options, task=task, source="eval.strategy_options",
+                  name_source="eval.strategy")
+    if init_from and init_from.startswith(hub.HUB_PREFIX):
+        hub.split_hub_id(init_from)
+    elif init_from and init_from not in get_registry().pretrained:  # a local folder: loaded, no download
+        load(init_from)
     config = resolve_model_config(recipe, task=task)
     with torch.device("meta"):  # shapes only: no memory, no data
         model = build_model(config)
@@ -232,7 +245,7 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
     needs --data DIR, the data build `trmzoo info NAME` names."""
     from trmzoo.api import load
     from trmzoo.factory import task_of
-    from trmzoo.evaluation import check_evaluator_options, evaluate
+    from trmzoo.evaluation import check_evaluator_options, evaluate, make_evaluator
     from trmzoo.distributed import local_device
     from trmzoo.recipe import recipe_cls
     from trmzoo.registry import get_registry
@@ -244,13 +257,21 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
         _check_data_for(model, published[1], data_dir)
     loaded = load(model)
     loaded.to(local_device(device, source="--device"))
-    task = task_of(loaded)
+    task = task_of(loaded, model)
     if data_dir is None:
         recipe_file = Path(model) / RECIPE_FILE
         if not recipe_file.exists():
             raise TrmzooError(f"{model}: not a run folder; pass --data DIR")
         data_dir = recipe_cls().model_validate(read_yaml(recipe_file)).data.dir
     evaluator_options = check_evaluator_options(task, _key_values(options, "--option"), "--option")
+    if submission is not None:  # before the evaluation, which may take hours
+        folder = Path(submission).parent
+        if not folder.is_dir():
+            raise TrmzooError(f"--submission {submission}: the folder {folder} does not exist")
+        if Path(submission).is_dir():
+            raise TrmzooError(f"--submission {submission}: is a folder; give a file name")
+        if not hasattr(make_evaluator(task, data_dir, max_puzzles=1, options=evaluator_options), "write_submission"):
+            raise TrmzooError(f"--submission: the {task.name} task writes no submission file")
     if compiled:
         loaded.compile_for_inference()
     metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit, max_puzzles=max_puzzles,
@@ -315,20 +336,22 @@ def solve(model, puzzle, early_exit, as_json, trace, strategy, strategy_options)
     """Solve one PUZZLE (text or file, in the task's format) with MODEL."""
     from trmzoo.api import load
     from trmzoo.factory import make_strategy, task_of
+    from trmzoo.plot import draw_trace, picture_path
 
+    trace = picture_path(trace) if trace else None  # a picture format matplotlib writes, checked first
+    if puzzle.strip() and Path(puzzle).is_dir():
+        raise TrmzooError(f"{puzzle}: a folder; give a puzzle file, or the puzzle as text")
     loaded = load(model)
-    task = task_of(loaded)
+    task = task_of(loaded, model)
     parsed = task.parse(puzzle)  # a task reads text or a file path (ARC keeps the file name as task id)
     built = None
-    if strategy:
+    if strategy or strategy_options:  # options without --strategy are the plain rollout's, checked as eval checks them
         options = _key_values(strategy_options, "--strategy-option")
         built = make_strategy(strategy, {**options, "early_exit": True} if early_exit else options, task=task)
         if trace and not built.traces:
             raise TrmzooError(f"--trace: strategy {strategy!r} keeps no per-step answers; only the plain rollout has a trace")
     solution = task.solve(loaded, parsed, early_exit=early_exit, strategy=built)
     if trace:
-        from trmzoo.plot import draw_trace
-
         draw_trace(solution, task, parsed, trace)
     if as_json:
         _echo_json({"solution": solution.text, "tokens": solution.tokens.tolist(), "steps": solution.steps,
@@ -339,6 +362,8 @@ def solve(model, puzzle, early_exit, as_json, trace, strategy, strategy_options)
         click.echo(solution.text)
         rules = {None: "", True: "   valid: yes, it keeps every rule", False: "   valid: no, it breaks a rule"}[solution.valid]
         click.echo(f"supervision steps: {solution.steps}   confidence (sigmoid q_halt): {solution.q_halt:.3f}{rules}")
+        if trace:
+            click.echo(f"trace: {trace}")
 
 
 @cli.command()
@@ -490,23 +515,40 @@ def data_build(ctx, task_name, out, overwrite):
 
 
 def _parse_task_options(config_cls, args: list[str]) -> dict:
-    options: dict = {}
+    """``--key value ...`` or ``--key=value`` for the fields of a task's config; a yes/no field may stand alone."""
+    fields = {k: f for k, f in config_cls.model_fields.items() if k != "name"}
+    values: dict[str, list] = {}
+    spelled: dict[str, str] = {}
     key = None
     for arg in args:
         if arg.startswith("--"):
-            key = arg[2:].replace("-", "_")
-            if key not in config_cls.model_fields or key == "name":
-                raise TrmzooError(f"{arg}: no such option for this task (options: "
-                                  f"{', '.join('--' + k.replace('_', '-') for k in config_cls.model_fields if k != 'name')})")
-            options[key] = []
+            name, inline, value = arg.partition("=")
+            key = name[2:].replace("-", "_")
+            if key not in fields:
+                raise TrmzooError(f"{name}: no such option for this task (options: "
+                                  f"{', '.join('--' + k.replace('_', '-') for k in fields)})")
+            if key in values:
+                raise TrmzooError(f"{name}: given twice; give it once")
+            values[key], spelled[key] = [], name
+            if inline:
+                values[key].append(yaml.safe_load(value))
         elif key is None:
             raise TrmzooError(f"{arg}: expected an --option before a value")
         else:
-            options[key].append(yaml.safe_load(arg))
-    for key, values in options.items():
-        annotation = config_cls.model_fields[key].annotation
-        is_list = typing.get_origin(annotation) is list or annotation is list
-        options[key] = values if is_list else (values[0] if len(values) == 1 else True if not values else values)
+            values[key].append(yaml.safe_load(arg))
+    options = {}
+    for key, given in values.items():
+        annotation = fields[key].annotation
+        if typing.get_origin(annotation) is list or annotation is list:
+            options[key] = given
+        elif len(given) == 1:
+            options[key] = given[0]
+        elif not given and (annotation is bool or bool in typing.get_args(annotation)):
+            options[key] = True
+        elif not given:
+            raise TrmzooError(f"{spelled[key]}: needs a value")
+        else:
+            raise TrmzooError(f"{spelled[key]}: takes one value, got {len(given)}: {' '.join(map(str, given))}")
     return options
 
 

@@ -435,7 +435,12 @@ def read_torch_file(path: str | Path, what: str = "torch state dict") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+    except pickle.UnpicklingError as exc:  # torch's text suggests weights_only=False, which trmzoo never uses
+        if "Unsupported global" not in str(exc):
+            raise CheckpointError(f"{path}: not a readable {what} (not a torch file, or a damaged one)") from None
+        raise CheckpointError(f"{path}: not a {what}: it holds pickled objects besides tensors, which trmzoo "
+                              "never unpickles") from None
+    except Exception as exc:  # torch.load raises what its unpickler meets in a file that is no checkpoint
         reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise CheckpointError(f"{path}: not a readable {what} ({reason})") from None
 
@@ -507,7 +512,10 @@ def load_checkpoint(
             if sizes[key] is not None and sizes[key] != value:
                 raise CheckpointError(f"{key} {sizes[key]} was given but {data_dir}/train/dataset.json says {value}")
             sizes[key] = value
-    model = convert_checkpoint(chosen, tensors, settings, sizes=sizes, source=str(path))
+    try:
+        model = convert_checkpoint(chosen, tensors, settings, sizes=sizes, source=str(path))
+    except (TypeError, ValueError) as exc:  # a setting of the wrong type, e.g. ``hidden_size: x``
+        raise CheckpointError(f"{where}: a setting has a value of the wrong type ({str(exc).splitlines()[0]})") from None
     model.provenance.source.checkpoint = path.name
     if data_dir is not None and (Path(data_dir) / IDENTIFIERS_FILE).exists():
         identifiers = read_identifiers(data_dir)

@@ -20,7 +20,10 @@ def model_config(config: dict | ModelConfigBase, source: str = "model") -> Model
     """Validate a model config dict (a ``preset`` key starts from a registered model)."""
     if isinstance(config, ModelConfigBase):
         return config
-    data = expand_model_preset(dict(config))
+    try:
+        data = expand_model_preset(dict(config))
+    except TrmzooError as exc:
+        raise RecipeError(f"{source}.preset: {exc}") from None
     try:
         return model_config_cls().model_validate(data)
     except ValidationError as exc:
@@ -65,14 +68,23 @@ def create_task(config: TaskConfig) -> Task:
     return lookup("task", config.name).task_cls(config)
 
 
-def task_of(model: RecursiveModel) -> Task:
-    """The task a loaded model was trained for, built from the config it records."""
+def task_of(model: RecursiveModel, where: str = "model") -> Task:
+    """The task a loaded model was trained for, built from the config it records (``where`` names the
+    model in messages: a folder or a pretrained name)."""
     task_cfg = model.provenance.task
     if not task_cfg or "name" not in task_cfg:
-        raise TrmzooError("this model does not record its task; it cannot read puzzles or pick an evaluator")
-    require({"task": task_cfg["name"]}, model.provenance.plugins, "model")
+        raise TrmzooError(f"{where}: does not record its task; it cannot read puzzles or pick an evaluator")
+    require({"task": task_cfg["name"]}, model.provenance.plugins, where)
     entry = lookup("task", task_cfg["name"])
-    return entry.task_cls(entry.task_cls.Config.model_validate(task_cfg))
+    task = entry.task_cls(entry.task_cls.Config.model_validate(task_cfg))
+    try:
+        length = task.seq_len
+    except NotImplementedError:  # a task that states no sizes
+        return task
+    if length != model.config.seq_len:
+        raise TrmzooError(f"{where}: its recorded task ({task.name}, sequences of {length}) does not fit the model, "
+                          f"which reads {model.config.seq_len}; its config.json is inconsistent")
+    return task
 
 
 def resolve_model_config(recipe: Any, metadata: Any = None, task: Task | None = None) -> ModelConfigBase:
@@ -93,7 +105,7 @@ def resolve_model_config(recipe: Any, metadata: Any = None, task: Task | None = 
 
 
 def make_strategy(name: str | Strategy | None, options: dict[str, Any] | None = None, *, task: Task | None = None,
-                  source: str = "--strategy-option") -> Strategy:
+                  source: str = "--strategy-option", name_source: str = "--strategy") -> Strategy:
     """The registered inference strategy ``name`` with its validated ``options`` (None: the plain rollout).
 
     A built strategy is returned as it is (with no options given)."""
@@ -104,7 +116,10 @@ def make_strategy(name: str | Strategy | None, options: dict[str, Any] | None = 
     if name is None or name == "plain" and "plain" not in get_registry().strategy:
         cls, name = PlainStrategy, "plain"
     else:
-        cls = lookup("strategy", name).strategy_cls
+        try:
+            cls = lookup("strategy", name).strategy_cls
+        except TrmzooError as exc:
+            raise RecipeError(f"{name_source}: {exc}") from None
     if cls.uses_verify and task is not None and not task.offers_verify:
         raise RecipeError(f"strategy {name!r} uses the task's verify check, and the {task.name} task offers none")
     try:

@@ -69,6 +69,19 @@ def build_dir(path: Path, build: Callable[[Path], None], *, what: str) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+    for stale in path.parent.glob(f".{path.name}.building-*"):  # half builds of killed processes
+        if not _process_alive(stale.name.rpartition("-")[2]):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _process_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, OSError):  # not a pid, or another user's process
+        return True
+    return True
 
 
 def replace_dir(path: Path, *, replace: bool) -> None:

@@ -87,6 +87,9 @@ def _hub_errors(repo_id: str, what: str, revision: str | None = None) -> Iterato
         status = exc.response.status_code if exc.response is not None else "?"
         raise HubError(f"{where}: the Hub answered HTTP {status} for {what}") from None
     except Exception as exc:
+        if {cls.__name__ for cls in type(exc).__mro__} & {"UnsupportedProtocol", "InvalidURL", "MissingSchema"}:
+            raise HubError(f"HF_ENDPOINT {constants.ENDPOINT!r} is not a URL the Hub client can use "
+                           "(https://...); fix or unset it") from None
         if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
             raise HubError(f"{where}: the download of {what} was cut short; try again") from None
         if isinstance(exc, json.JSONDecodeError):  # a captive portal or proxy answered instead of the Hub
@@ -109,8 +112,22 @@ def download(repo_id: str, filename: str, *, revision: str | None = None, repo_t
     """One file of a Hub repository (a model's, or ``repo_type="dataset"`` for a task's data) through the
     hub library's cache, offline mode and tokens; a failure is one line of ``HubError`` saying what to do."""
     with _hub_errors(repo_id, filename, revision):
+        # Unreachable, the hub library retries for about 20 s before it falls back to its cache: ask once first.
+        offline = not constants.HF_HUB_OFFLINE and not _reachable(repo_id, repo_type, revision, token)
         return Path(hf_hub_download(repo_id, filename, revision=revision, repo_type=repo_type, token=token,
-                                    force_download=force_download))
+                                    force_download=force_download and not offline, local_files_only=offline))
+
+
+def _reachable(repo_id: str, repo_type: str, revision: str | None, token: str | None) -> bool:
+    """Whether the Hub answers at all (any answer but a failure to connect counts)."""
+    try:
+        HfApi(library_name="trmzoo", library_version=__version__).repo_info(
+            repo_id, repo_type=repo_type, revision=revision, token=token)
+    except Exception as exc:
+        if _unreachable(exc):
+            return False
+        raise
+    return True
 
 
 def _repo_files(repo_id: str, revision: str, token: str | None) -> tuple[str, list[str]]:
@@ -296,12 +313,10 @@ def _stage(source: RecursiveModel | str | Path, folder: Path) -> dict[str, Any]:
     weights = path / WEIGHTS_DIR if run else path
     if not (weights / CONFIG_FILE).exists():
         raise HubError(f"{path}: neither a run folder ({WEIGHTS_DIR}/{CONFIG_FILE}) nor a weight folder ({CONFIG_FILE})")
+    network, table = load_pretrained_dir(weights).parameter_counts()  # a damaged folder fails here, not online
     for name in (CONFIG_FILE, WEIGHTS_FILE, PUZZLE_FILE):
         if (weights / name).exists():
             shutil.copy2(weights / name, folder / name)
-    counts = read_config(folder).get("parameters")
-    network, table = (counts["network"], counts["puzzle_table"]) if counts else \
-        load_pretrained_dir(folder).parameter_counts()  # a folder written before the counts were recorded
     card: dict[str, Any] = {"network_params": network, "table_params": table}
     if run is not None:
         recipe = run / RECIPE_FILE

@@ -47,14 +47,43 @@ def run_figure(records: list[dict]):
     return fig
 
 
+def picture_path(out: str | Path) -> Path:
+    """Where a picture asked for as ``out`` goes: its suffix names a format matplotlib writes (.png when it
+    has none, as matplotlib adds it); checked before any work is done."""
+    out = Path(out)
+    if not out.suffix:
+        return out.with_name(out.name + ".png")
+    _pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix[1:].lower() not in formats:
+        raise TrmzooError(f"{out}: matplotlib writes no {out.suffix} pictures; end the name with one of "
+                          f"{', '.join('.' + f for f in sorted(formats))}")
+    return out
+
+
+def _numbers(records: list, keys: set[str]) -> list[dict]:
+    """The records that hold a numeric step and at least one numeric value to draw."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return [r for r in records if isinstance(r, dict) and number(r.get("step")) and any(number(r.get(k)) for k in keys)]
+
+
 def plot_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Draw loss, exact accuracy, mean steps and learning rate of a run's metrics.jsonl to a PNG."""
-    if not (Path(run_dir) / METRICS_FILE).exists():
+    """Draw loss, exact accuracy, mean steps and learning rate of a run's metrics.jsonl to a picture (PNG
+    unless ``out`` names another format)."""
+    out = picture_path(out)
+    metrics = Path(run_dir) / METRICS_FILE
+    if not metrics.exists():
         raise TrmzooError(f"{run_dir}: no {METRICS_FILE} (not a run folder, or it logged nothing yet)")
-    fig = run_figure(read_metrics(run_dir))
+    records = _numbers(read_metrics(run_dir), {k for _, *keys in RUN_PANELS for k in keys if k})
+    if not records:
+        raise TrmzooError(f"{metrics}: no record with a step and a value to draw (it logged nothing yet)")
+    fig = run_figure(records)
     fig.savefig(out, dpi=100)
     _pyplot().close(fig)
-    return Path(out)
+    return out
 
 
 def draw_trace(solution, task, puzzle, out: str | Path) -> Path:
@@ -84,6 +113,7 @@ def draw_trace(solution, task, puzzle, out: str | Path) -> Path:
         ax.set_title(f"step {i + 1}  q={solution.q_trace[i]:.2f}", fontsize=8)
         previous = grid
     fig.tight_layout()
+    out = picture_path(out)
     fig.savefig(out, dpi=100)
     plt.close(fig)
-    return Path(out)
+    return out

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, model_vali
 
 from trmzoo.core.config import Config, path_part
 from trmzoo.core.model import ModelConfigBase
-from trmzoo.errors import RecipeError
+from trmzoo.errors import RecipeError, TrmzooError
 from trmzoo.plugins import pm
 from trmzoo.registry import get_registry, lookup
 from trmzoo.yamlio import parse_yaml, read_yaml, yaml_problem
@@ -190,6 +190,8 @@ def apply_override(data: dict, assignment: str, source: str = "--set") -> None:
         raise RecipeError(f"{source} {assignment!r}: expected KEY.PATH=VALUE")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
+    if not all(part.strip() for part in parts):
+        raise RecipeError(f"{source} {assignment!r}: {key.strip() or 'the key'} is not a dotted path such as train.lr")
     try:
         value = parse_yaml(raw)
     except yaml.YAMLError as exc:
@@ -225,7 +227,7 @@ def expand_model_preset(model: dict) -> dict:
     if model["preset"] is None:
         return rest
     if not isinstance(model["preset"], str):
-        raise RecipeError(f"model.preset: {model['preset']!r} is not a model name (see `trmzoo list`)")
+        raise RecipeError(f"{model['preset']!r} is not a model name (see `trmzoo list`)")
     return _merge(lookup("model", model["preset"]).config, rest)
 
 
@@ -277,12 +279,17 @@ def validate_recipe(data: dict, source: str = "recipe", overrides: tuple[str, ..
     data = copy.deepcopy(data)
     for assignment in overrides:
         apply_override(data, assignment)
+    override_keys = {a.split("=", 1)[0].strip() for a in overrides}
     if isinstance(data.get("model"), dict) and data["model"].get("preset") is not None:
-        data["model"] = {**expand_model_preset(data["model"]), "preset": data["model"]["preset"]}
+        try:
+            data["model"] = {**expand_model_preset(data["model"]), "preset": data["model"]["preset"]}
+        except TrmzooError as exc:
+            where = f"--set {_overridden('model.preset', override_keys)}" if _overridden("model.preset", override_keys) \
+                else f"{source}: model.preset"
+            raise RecipeError(f"{where}: {exc}") from None
     try:
         return recipe_cls().model_validate(data)
     except ValidationError as exc:
-        override_keys = {a.split("=", 1)[0].strip() for a in overrides}
         from_file, from_set = [], []
         for err in exc.errors():
             path = _dotted(err["loc"], data)

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trmzoo.errors import DataError
 from trmzoo.weights import CONFIG_FILE
 
 RECIPE_FILE = "recipe.yaml"
@@ -37,6 +38,14 @@ def is_replaceable_run(path: str | Path) -> bool:
         or is_run_dir(path) or (path / CONFIG_FILE).exists()
 
 
+def enclosing_run(path: str | Path) -> Path | None:
+    """The run folder that ``path`` would sit directly inside (its ``weights/``, say), or None."""
+    parent = Path(path).resolve().parent
+    runs = (parent / RECIPE_FILE).exists() and \
+        ((parent / RESUME_FILE).exists() or (parent / METRICS_FILE).exists() or is_run_dir(parent))
+    return parent if runs else None
+
+
 def new_run_dir(recipe_path: str) -> Path:
     """``runs/<recipe name>-<date>-<time>``: the default folder of a new run."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -45,8 +54,13 @@ def new_run_dir(recipe_path: str) -> Path:
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The records of a run's metrics.jsonl; a line cut short by a kill is skipped."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not text (it should hold one JSON record per line)") from None
     records = []
-    for line in (Path(run_dir) / METRICS_FILE).read_text().splitlines():
+    for line in text.splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:

@@ -155,9 +155,13 @@ def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], sou
         parts += [f"unexpected {listed(unexpected)}"] if unexpected else []
         raise CheckpointError(f"{source}: weights do not match the model: {'; '.join(parts)}")
     for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise CheckpointError(f"{source}: {names.get(key, key)} has shape {tuple(tensor.shape)}, "
-                                  f"the model expects {tuple(expected[key].shape)}")
+        name, want = names.get(key, key), expected[key]
+        if tuple(tensor.shape) != tuple(want.shape):
+            raise CheckpointError(f"{source}: {name} has shape {tuple(tensor.shape)}, the model expects {tuple(want.shape)}")
+        if tensor.is_floating_point() != want.is_floating_point():
+            raise CheckpointError(f"{source}: {name} holds {tensor.dtype} values, the model expects {want.dtype}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{source}: {name} holds NaN or infinite values (a damaged file, or a run that diverged)")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 

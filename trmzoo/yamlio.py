@@ -67,6 +67,8 @@ def read_yaml(path: str | Path, *, what: str = "a recipe must be a mapping of se
     """A YAML file whose top level is a mapping; any problem is a one-line ``RecipeError`` naming the
     file (and line); ``what`` says what the file must be when it is not a mapping."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and not path.is_file():  # a device or pipe may never end
+        raise RecipeError(f"{path}: not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -17,19 +17,18 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from trmzoo import hookimpl
 from trmzoo.core.backbone import BackboneSpec, build_blocks
+from trmzoo.core.config import Config
 from trmzoo.core.layers import SwiGLU, onednn_bf16, rms_norm_fp32, silu_gate
 
 
 SLICE_TOKENS = 1024
 
 
-class MLPConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MLPConfig(Config):
     kind: Literal["mlp"] = "mlp"
 
 

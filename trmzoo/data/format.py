@@ -183,6 +183,8 @@ def _read_array(path: Path, ndim: int, mmap: bool) -> np.ndarray:
         raise DataError(f"{path}: missing; rebuild the dataset") from None
     except (OSError, ValueError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "pickle" in reason:
+            reason = "not a numeric array; trmzoo never unpickles data"
         raise DataError(f"{path}: unreadable .npy ({reason})") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu":
         raise DataError(f"{path}: dtype {getattr(array, 'dtype', type(array).__name__)}, expected integers")

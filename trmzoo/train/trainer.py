@@ -43,8 +43,8 @@ from trmzoo.factory import build_model, create_task, make_strategy, resolve_mode
 from trmzoo.recipe import dump_recipe, validate_recipe
 from trmzoo.files import check_output_dir, replace_dir
 from trmzoo.run import (
-    LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, is_replaceable_run, new_run_dir,
-    read_metrics,
+    LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, enclosing_run, is_replaceable_run,
+    new_run_dir, read_metrics,
 )
 from trmzoo.task import Task
 from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at, muon_with_adam_atan2
@@ -62,6 +62,8 @@ class TrainingError(TrmzooError):
 def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = True) -> Path:
     """The recipe's dataset folder, built by the task when missing and allowed."""
     data_dir = Path(recipe.data.dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"data.dir {data_dir}: is a file, not a dataset folder")
     if not (data_dir / "train" / "dataset.json").exists():
         if not (build and recipe.data.build):
             raise DataError(f"{data_dir}: no dataset; build it with `trmzoo data build {task.name} --out {data_dir}`")
@@ -92,13 +94,14 @@ class Trainer:
         self.task = create_task(recipe.task)
         check_evaluator_options(self.task, recipe.eval.evaluator_options, "eval.evaluator_options")
         options = {**recipe.eval.strategy_options, **({"early_exit": True} if recipe.eval.early_exit else {})}
-        self.strategy = make_strategy(recipe.eval.strategy, options, task=self.task,
-                                      source="eval.strategy_options")  # refused before any training
+        self.strategy = make_strategy(recipe.eval.strategy, options, task=self.task, source="eval.strategy_options",
+                                      name_source="eval.strategy")  # refused before any training
         if self.dist.is_main:
             prepare_data(recipe, self.task, progress=progress)
         D.barrier(self.dist)
         self.data_dir = Path(recipe.data.dir)
         self.metadata, arrays = read_split(self.data_dir, "train", mmap=True)
+        read_split(self.data_dir, "test", mmap=True)  # a damaged test split fails now, not after the training
         torch.manual_seed(cfg.seed)
         config = resolve_model_config(recipe, self.metadata)
         self.autocast_dtype = None
@@ -503,6 +506,9 @@ class Trainer:
             raise CheckpointError(f"{self.run_dir}: no {RESUME_FILE} to resume from (the run saved no checkpoint)") from None
         except Exception as exc:  # a foreign or damaged file (a killed save never replaces the old one)
             raise CheckpointError(f"{path}: cannot read the resume state ({exc})") from None
+        if isinstance(resume, dict) and isinstance(resume.get("step"), int) and resume["step"] > self.max_steps:
+            raise RecipeError(f"train.max_steps: {self.max_steps} is below step {resume['step']}, which {self.run_dir} "
+                              "has reached; raise it to train further (the run is left as it was)")
         try:
             self.model.load_state_dict(resume["model"])
             if self.optimizer is not None:
@@ -516,7 +522,9 @@ class Trainer:
             self.loader.seek(resume["loader"])
             carry = resume["carry"]
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: does not match this run's recipe ({str(exc).splitlines()[0]})") from None
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            detail = next((line for line in lines if "size mismatch" in line or "key(s)" in line), lines[0])
+            raise CheckpointError(f"{path}: does not match this run's recipe ({detail[:300]})") from None
         if carry is not None:
             carry = self._local_carry(carry, path)
         self.state = TrainState(step=resume["step"], carry=carry, log_window=dict(resume.get("log_window", {})))
@@ -566,12 +574,19 @@ def train(
             resume = _continue_after_restart(run_dir, recipe)
             overwrite = resume is None  # killed before its first checkpoint: start again in its own folder
         else:
+            if (inside := enclosing_run(run_dir)) is not None:
+                raise TrmzooError(f"{run_dir}: is inside the run folder {inside}, which it would damage; pick another --out")
             overwrite = check_output_dir(run_dir, what="run", overwrite=overwrite, is_replaceable=is_replaceable_run,
                                          hint=f"continue it with --resume {run_dir}, " if (run_dir / RESUME_FILE).exists()
                                          else "")
     trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
     if resume:
-        trainer.restore()
+        try:
+            trainer.restore()
+        except TrmzooError as exc:
+            if not overrides:
+                raise
+            raise type(exc)(f"{exc} (with --set {', --set '.join(overrides)})") from None
     if trainer.dist.is_main:  # on --resume, records the overrides given
         if not resume:
             replace_dir(run_dir, replace=overwrite)
