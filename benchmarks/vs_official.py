@@ -9,7 +9,9 @@ model classes of a checkout of SamsungSAILMontreal/TinyRecursiveModels. Then, pe
 1. checks, eager and before anything is compiled, that one evaluation step agrees (logits,
    q_halt and both states after the first step: fp32 within atol = rtol = 1e-4, bf16 within
    2e-2 of the logits' scale or within the official bf16 step's own distance from the official
-   fp32 step, whichever is larger); in compiled cases it also records how far the states after
+   fp32 step, whichever is larger, or else trmzoo's bf16 step no farther from the fp32 step than the
+   official bf16 step, within 25%, as a root mean square over all elements: the fp32 check says they
+   compute the same function, this one that trmzoo's bf16 computes it as accurately); in compiled cases it also records how far the states after
    one compiled step of each side lie from the other's and from its own eager step's
    (Inductor keeps fused element-wise intermediates in fp32, so compiled bf16 rounds
    differently on both sides);
@@ -79,6 +81,7 @@ PUZZLE_IDS = {"arc_att": 1000}  # ARC has one id per augmented puzzle; a small t
 LR, BETAS, WEIGHT_DECAY = 1e-4, (0.9, 0.95), 0.1
 FP32_TOL = 1e-4
 BF16_SCALE_TOL = 2e-2
+BF16_ACCURACY_FACTOR = 1.25
 
 
 def load_official(path: Path):
@@ -184,7 +187,11 @@ class Sides:
         fp32 step (``fp32``: both sides' fp32 outputs from the same weights). Through a step's 21 network
         calls bf16 rounding differences grow: the order of a product's sums alone (one CPU thread or two)
         moved trmzoo's own Sudoku MLP logits by 26% of their scale at batch 1. Two bf16 implementations of one
-        function agree when they differ by no more than bf16 moves either from fp32."""
+        function agree when they differ by no more than bf16 moves either from fp32. Where trmzoo rounds
+        differently (its gating inside oneDNN's products, without gradient on a CPU), the two bf16 steps can
+        lie farther apart than that while each is as close to fp32: then trmzoo's distance from its fp32
+        step may be at most 1.25x the official one's, as a root mean square over all elements (the largest
+        single difference of a step this chaotic moves by tens of per cent between seeds)."""
         report, ok = {}, True
         scale = theirs["logits"].abs().max().item()
         for key in ours:
@@ -194,11 +201,13 @@ class Sides:
                 good = bool(torch.allclose(a, b, atol=FP32_TOL, rtol=FP32_TOL))
             else:
                 allowed = BF16_SCALE_TOL * max(scale, b.abs().max().item())
+                good = diff <= allowed
                 if fp32 is not None:
                     report[f"{key}: trmzoo bf16 vs fp32"] = (a - fp32[0][key]).abs().max().item()
                     report[f"{key}: official bf16 vs fp32"] = official_error = (b - fp32[1][key]).abs().max().item()
-                    allowed = max(allowed, official_error)
-                good = diff <= allowed
+                    report[f"{key}: trmzoo bf16 vs fp32, rms"] = ours_rms = rms(a - fp32[0][key])
+                    report[f"{key}: official bf16 vs fp32, rms"] = official_rms = rms(b - fp32[1][key])
+                    good = diff <= max(allowed, official_error) or ours_rms <= BF16_ACCURACY_FACTOR * official_rms
             report[key] = diff
             ok &= good
         report["logits_scale"] = scale
@@ -283,6 +292,10 @@ def interleaved(fns: dict, rounds: int, warmup: int, device: torch.device) -> di
     return times
 
 
+def rms(t: torch.Tensor) -> float:
+    return t.double().pow(2).mean().sqrt().item()
+
+
 def loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]] if Path("/proc/loadavg").exists() \
         else list(os.getloadavg())
@@ -365,7 +378,9 @@ def main() -> None:
                  f"{case['compiled']['official_vs_eager']['y (z_H)']:.2e} official from their eager step"
                  if "compiled" in case else "")
         rounding = (f"; bf16 vs fp32: trmzoo {case['agreement']['logits: trmzoo bf16 vs fp32']:.2e}, official "
-                    f"{case['agreement']['logits: official bf16 vs fp32']:.2e}" if dtype != "float32" else "")
+                    f"{case['agreement']['logits: official bf16 vs fp32']:.2e}, rms trmzoo "
+                    f"{case['agreement']['logits: trmzoo bf16 vs fp32, rms']:.2e}, official "
+                    f"{case['agreement']['logits: official bf16 vs fp32, rms']:.2e}" if dtype != "float32" else "")
         print(f"{name} {dtype} {mode} batch {batch_size}: {phases}; one eval step (eager): {agree} "
               f"(logits max diff {case['agreement']['logits']:.2e}{rounding}){drift}; load {case['load_before']} -> "
               f"{case['load_after']}", flush=True)
