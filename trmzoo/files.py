@@ -75,6 +75,7 @@ def build_dir(path: Path, build: Callable[[Path], None], *, what: str) -> None:
 
 
 def _process_alive(pid: str) -> bool:
+    """Whether the process ``pid`` (a folder name's suffix) still runs on this machine."""
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
