@@ -244,6 +244,9 @@ add("set", "section-to-value", lambda c: (["train", c.recipe(), "--set", "model.
                                           ["--set model.backbone"]))
 add("set", "unknown-kind", lambda c: (["train", c.recipe(), "--set", "model.halting.kind=never", "--dry-run"],
                                       ["model.halting", "'never'", "--set model.halting.kind"]))
+add("set", "setting-of-another-kind", lambda c: (
+    ["train", c.recipe({"model.backbone": {"kind": "mlp"}}), "--set", "model.backbone.num_heads=5", "--dry-run"],
+    ["--set model.backbone.num_heads", "the mlp backbone has no num_heads"]))
 add("set", "infinite", lambda c: (["train", c.recipe(), "--set", "train.lr=.inf", "--dry-run"], ["--set train.lr", "finite"]))
 add("set", "empty-key", lambda c: (["train", c.recipe(), "--set", "=3", "--dry-run"], ["--set", "not a dotted path"]))
 add("set", "empty-segment", lambda c: (["train", c.recipe(), "--set", "train..lr=3", "--dry-run"],

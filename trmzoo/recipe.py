@@ -233,13 +233,19 @@ def expand_model_preset(model: dict) -> dict:
 
 def _dotted(loc: tuple, data: Any) -> str:
     """Dotted path of a pydantic error location, without the union tag segments pydantic inserts."""
-    parts, node = [], data
+    return _walk(loc, data)[0]
+
+
+def _walk(loc: tuple, data: Any) -> tuple[str, str | None]:
+    """(the dotted path of ``loc``, the last union tag it passed: the kind whose schema judged the value)."""
+    parts, node, tag = [], data, None
     for item in loc:
         if isinstance(node, dict) and item not in node and any(node.get(t) == item for t in ("kind", "name")):
+            tag = str(item)
             continue  # the discriminator tag
         parts.append(path_part(item))
         node = node.get(item) if isinstance(node, dict) else None
-    return ".".join(parts)
+    return ".".join(parts), tag
 
 
 def _error_text(err: dict, path: str) -> str:
@@ -299,7 +305,9 @@ def validate_recipe(data: dict, source: str = "recipe", overrides: tuple[str, ..
                 also = f" (with --set {', --set '.join(inside)})" if inside else ""
                 from_file.append(f"{path}: {_error_text(err, path)}{also}" if path else _error_text(err, path) + also)
             elif err["type"] == "extra_forbidden" and path == key:
-                from_set.append(f"--set {path}: no such setting in the recipe schema")
+                tag, section = _walk(err["loc"], data)[1], path.rsplit(".", 2)[-2] if "." in path else ""
+                kind = f" (the {tag} {section} has no {path.rsplit('.', 1)[-1]})" if tag and section else ""
+                from_set.append(f"--set {path}: no such setting in the recipe schema{kind}")
             else:
                 from_set.append(f"--set {key}: {path + ': ' if path != key else ''}{_error_text(err, path)}")
         parts = from_set + ([f"{source}: " + "; ".join(from_file)] if from_file else [])
