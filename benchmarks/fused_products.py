@@ -25,7 +25,6 @@ import sys
 from pathlib import Path
 
 import torch
-import trmzoo_mlp
 
 import trmzoo
 import trmzoo.core.layers as layers
@@ -33,25 +32,9 @@ import trmzoo.core.layers as layers
 sys.path.insert(0, str(Path(__file__).parent))
 from throughput import random_batch, step_functions  # noqa: E402
 from vs_official import interleaved, loadavg  # noqa: E402
+from vs_official import use_onednn_fusion as use  # noqa: E402
 
 CPU = torch.device("cpu")
-FUSED = {"swiglu": layers.SwiGLU.forward, "linear": layers.CastedLinear.forward, "mixer": trmzoo_mlp.onednn_bf16}
-
-
-def _plain_swiglu(self, x, *, add=None):
-    return self.down_proj(layers.silu_gate(self.gate_up_proj(x), -1), add=add)
-
-
-def _plain_linear(self, x, *, add=None):
-    out = FUSED["linear"](self, x)
-    return out if add is None else add + out
-
-
-def use(fused: bool) -> None:
-    """Switch this process between the fused path and the plain ops."""
-    layers.SwiGLU.forward = FUSED["swiglu"] if fused else _plain_swiglu
-    layers.CastedLinear.forward = FUSED["linear"] if fused else _plain_linear
-    trmzoo_mlp.onednn_bf16 = FUSED["mixer"] if fused else (lambda x: False)
 
 
 def distance_from_fp32(name: str, batch_size: int) -> dict[str, float]:
