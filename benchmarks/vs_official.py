@@ -436,7 +436,7 @@ def main() -> None:
         cells = "".join(f" {c[p]['ratio_best']:.2f}x | {c[p]['ratio_median']:.2f}x |" for p in args.phases)
         lines.append(f"| {c['config']} | {c['dtype']} | {c['mode']} | {c['batch']} |{cells}")
     print("\n".join(lines))
-    print(f"\npeak matrix-multiply rate (best of square products, before and after): "
+    print("\npeak matrix-multiply rate (best of square products, before and after): "
           + ", ".join(f"{d} {max(v) / 1e9:.0f} GFLOP/s" for d, v in peaks.items()))
     print("| config | dtype | mode |" + "".join(f" {p} official | {p} trmzoo |" for p in args.phases)
           + "  (best round, % of the peak)")

@@ -175,7 +175,7 @@ class HaltFirstStrategy(NoiseStrategy):
     the most confident of those that halted answers (none halted by the last step: the most confident)."""
 
     def run(self, model, batch):
-        size, k = batch["inputs"].shape[0], self.config.k
+        size = batch["inputs"].shape[0]
 
         def stop(out, active):
             fired = model.halting.signal(out.q_halt, out.q_continue)
