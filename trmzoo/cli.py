@@ -192,17 +192,15 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None) -> No
     from trmzoo import hub
     from trmzoo.api import load
     from trmzoo.distributed import local_device
-    from trmzoo.evaluation import check_evaluator_options
-    from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
+    from trmzoo.factory import build_model, create_task, resolve_model_config
     from trmzoo.recipe import load_recipe
     from trmzoo.registry import get_registry
+    from trmzoo.train.trainer import evaluation_strategy
 
     recipe = load_recipe(path, overrides)
     task = create_task(recipe.task)
     local_device(recipe.train.device)
-    check_evaluator_options(task, recipe.eval.evaluator_options, "eval.evaluator_options")
-    make_strategy(recipe.eval.strategy, recipe.eval.strategy_options, task=task, source="eval.strategy_options",
-                  name_source="eval.strategy")
+    evaluation_strategy(recipe, task)
     if init_from and init_from.startswith(hub.HUB_PREFIX):
         hub.split_hub_id(init_from)
     elif init_from and init_from not in get_registry().pretrained:  # a local folder: loaded, no download

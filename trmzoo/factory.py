@@ -20,10 +20,7 @@ def model_config(config: dict | ModelConfigBase, source: str = "model") -> Model
     """Validate a model config dict (a ``preset`` key starts from a registered model)."""
     if isinstance(config, ModelConfigBase):
         return config
-    try:
-        data = expand_model_preset(dict(config))
-    except TrmzooError as exc:
-        raise RecipeError(f"{source}.preset: {exc}") from None
+    data = expand_model_preset(dict(config), f"{source}.preset")
     try:
         return model_config_cls().model_validate(data)
     except ValidationError as exc:

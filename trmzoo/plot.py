@@ -90,6 +90,7 @@ def draw_trace(solution, task, puzzle, out: str | Path) -> Path:
     """One panel per supervision step with the predicted grid (as the task writes cells);
     cells that changed since the previous step (since the input, for the first) are
     highlighted, given cells are bold, and the title shows sigmoid(q_halt)."""
+    out = picture_path(out)
     plt = _pyplot()
     steps = len(solution.trace)
     side = int(round(np.sqrt(len(solution.trace[0]))))
@@ -113,7 +114,6 @@ def draw_trace(solution, task, puzzle, out: str | Path) -> Path:
         ax.set_title(f"step {i + 1}  q={solution.q_trace[i]:.2f}", fontsize=8)
         previous = grid
     fig.tight_layout()
-    out = picture_path(out)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out

@@ -219,16 +219,21 @@ def _merge(base: dict, extra: dict) -> dict:
     return merged
 
 
-def expand_model_preset(model: dict) -> dict:
-    """``model.preset: NAME`` starts from a registered model's config; other keys override it."""
+def expand_model_preset(model: dict, where: str = "model.preset") -> dict:
+    """``model.preset: NAME`` starts from a registered model's config; other keys override it. ``where``
+    names the preset in an error (the recipe file's path to it, or the ``--set`` that gave it)."""
     if not isinstance(model, dict) or "preset" not in model:
         return model
     rest = {k: v for k, v in model.items() if k != "preset"}
     if model["preset"] is None:
         return rest
     if not isinstance(model["preset"], str):
-        raise RecipeError(f"{model['preset']!r} is not a model name (see `trmzoo list`)")
-    return _merge(lookup("model", model["preset"]).config, rest)
+        raise RecipeError(f"{where}: {model['preset']!r} is not a model name (see `trmzoo list`)")
+    try:
+        preset = lookup("model", model["preset"]).config
+    except TrmzooError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+    return _merge(preset, rest)
 
 
 def _dotted(loc: tuple, data: Any) -> str:
@@ -287,25 +292,22 @@ def validate_recipe(data: dict, source: str = "recipe", overrides: tuple[str, ..
         apply_override(data, assignment)
     override_keys = {a.split("=", 1)[0].strip() for a in overrides}
     if isinstance(data.get("model"), dict) and data["model"].get("preset") is not None:
-        try:
-            data["model"] = {**expand_model_preset(data["model"]), "preset": data["model"]["preset"]}
-        except TrmzooError as exc:
-            where = f"--set {_overridden('model.preset', override_keys)}" if _overridden("model.preset", override_keys) \
-                else f"{source}: model.preset"
-            raise RecipeError(f"{where}: {exc}") from None
+        key = _overridden("model.preset", override_keys)
+        where = f"--set {key}" if key else f"{source}: model.preset"
+        data["model"] = {**expand_model_preset(data["model"], where), "preset": data["model"]["preset"]}
     try:
         return recipe_cls().model_validate(data)
     except ValidationError as exc:
         from_file, from_set = [], []
         for err in exc.errors():
-            path = _dotted(err["loc"], data)
+            path, tag = _walk(err["loc"], data)
             key = _overridden(path, override_keys)
             if key is None:  # a section's own check may concern a value set inside it
                 inside = sorted(k for k in override_keys if not path or k.startswith(path + "."))
                 also = f" (with --set {', --set '.join(inside)})" if inside else ""
                 from_file.append(f"{path}: {_error_text(err, path)}{also}" if path else _error_text(err, path) + also)
             elif err["type"] == "extra_forbidden" and path == key:
-                tag, section = _walk(err["loc"], data)[1], path.rsplit(".", 2)[-2] if "." in path else ""
+                section = path.rsplit(".", 2)[-2] if "." in path else ""
                 kind = f" (the {tag} {section} has no {path.rsplit('.', 1)[-1]})" if tag and section else ""
                 from_set.append(f"--set {path}: no such setting in the recipe schema{kind}")
             else:

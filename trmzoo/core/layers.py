@@ -135,8 +135,8 @@ class CastedLinear(nn.Module):
             out = F.linear(x, w.to(x.dtype), bias)
             return out if add is None else add + out
         low = self._kept_cast(x.dtype)
-        packed = self.onednn_blocks(x)
-        packed = packed[0] if packed is not None else None
+        blocks = self.onednn_blocks(x)
+        packed = blocks[0] if blocks is not None else None
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, bias, add)):
             out = _LinearOnKeptCast.apply(x, w, low, packed, bias)
         elif packed is not None and add is not None and add.shape == (*x.shape[:-1], len(w)) and add.dtype == x.dtype \

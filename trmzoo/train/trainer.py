@@ -46,6 +46,7 @@ from trmzoo.run import (
     LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, enclosing_run, is_replaceable_run,
     new_run_dir, read_metrics,
 )
+from trmzoo.strategy import Strategy
 from trmzoo.task import Task
 from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at, muon_with_adam_atan2
 from trmzoo.registry import require
@@ -75,6 +76,15 @@ def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = Tru
     return data_dir
 
 
+def evaluation_strategy(recipe, task: Task) -> Strategy:
+    """The recipe's evaluation, checked before a run touches data or files (and by ``--dry-run``): its
+    evaluator options, and its strategy, returned built."""
+    check_evaluator_options(task, recipe.eval.evaluator_options, "eval.evaluator_options")
+    options = {**recipe.eval.strategy_options, **({"early_exit": True} if recipe.eval.early_exit else {})}
+    return make_strategy(recipe.eval.strategy, options, task=task, source="eval.strategy_options",
+                         name_source="eval.strategy")
+
+
 @dataclass
 class TrainState:
     step: int
@@ -92,10 +102,7 @@ class Trainer:
         self.device = D.local_device(cfg.device)
         self.dist = D.init_distributed(self.device)
         self.task = create_task(recipe.task)
-        check_evaluator_options(self.task, recipe.eval.evaluator_options, "eval.evaluator_options")
-        options = {**recipe.eval.strategy_options, **({"early_exit": True} if recipe.eval.early_exit else {})}
-        self.strategy = make_strategy(recipe.eval.strategy, options, task=self.task, source="eval.strategy_options",
-                                      name_source="eval.strategy")  # refused before any training
+        self.strategy = evaluation_strategy(recipe, self.task)  # refused before any training
         if self.dist.is_main:
             prepare_data(recipe, self.task, progress=progress)
         D.barrier(self.dist)
