@@ -2,9 +2,9 @@
 
 Without gradient in bf16 on a CPU, trmzoo's SwiGLU computes ``silu(gate) * up`` as post-ops of oneDNN's
 two products and adds the block's residual inside the last one (``trmzoo.core.layers``); TRM-MLP's mixer
-takes the [B*D, L] layout there to do the same. This script swaps those paths out again in its own
-process (the element-wise ops after the products, the residual added after, the mixer's weight-left
-form: the code as it was before) and times both, interleaved:
+takes the [B*D, L] layout there to do the same. This script turns that off and on again with
+``trmzoo.use_fused_ops`` (off: the element-wise ops after the products, the residual added after, the
+mixer's weight-left form, as the official code computes them) and times both, interleaved:
 
 * an evaluation step (one supervision step without gradient);
 * a training step as the trainer runs it (``benchmarks/throughput.py``'s ``step_functions``), whose
@@ -32,7 +32,6 @@ import trmzoo.core.layers as layers
 sys.path.insert(0, str(Path(__file__).parent))
 from throughput import random_batch, step_functions  # noqa: E402
 from vs_official import interleaved, loadavg  # noqa: E402
-from vs_official import use_onednn_fusion as use  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -47,7 +46,7 @@ def distance_from_fp32(name: str, batch_size: int) -> dict[str, float]:
         reference = full.step(full.initial_carry(batch), batch)[1].logits.float()
         distances = {}
         for fused in (False, True):
-            use(fused)
+            trmzoo.use_fused_ops(fused)
             logits = low.step(low.initial_carry(batch), batch)[1].logits.float()
             distances["fused" if fused else "plain"] = (logits - reference).pow(2).mean().sqrt().item()
     distances["scale"] = reference.pow(2).mean().sqrt().item()
@@ -78,7 +77,7 @@ def main() -> None:
             for phase, step in (("eval", eval_step), ("train", train_step)):
                 def run(fused, step=step):
                     def timed():
-                        use(fused)
+                        trmzoo.use_fused_ops(fused)
                         step()
                     return timed
                 times = interleaved({"plain": run(False), "fused": run(True)}, args.rounds, 1, CPU)
@@ -86,7 +85,7 @@ def main() -> None:
                 print(f"| {name} | {batch_size} | {phase} | {med['plain']:.3f} / {min(times['plain']):.3f} |"
                       f" {med['fused']:.3f} / {min(times['fused']):.3f} | {med['plain'] / med['fused']:.2f}x |"
                       f" {distances['plain']:.4f} / {distances['fused']:.4f} ({distances['scale']:.2f}) |", flush=True)
-    use(True)
+    trmzoo.use_fused_ops(True)
     print(f"load average after {loadavg()}")
 
 

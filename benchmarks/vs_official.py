@@ -12,8 +12,8 @@ model classes of a checkout of SamsungSAILMontreal/TinyRecursiveModels. Then, pe
    fp32 step, whichever is larger, or else trmzoo's bf16 step no farther from the fp32 step than the
    official bf16 step, within 25%, as a root mean square over all elements: the fp32 check says they
    compute the same function, this one that trmzoo's bf16 computes it as accurately; on a CPU it also
-   reports the largest difference of trmzoo's bf16 step with its oneDNN fusion swapped out, which is 0
-   when the two run the same ops); in compiled cases it also records how far the states after
+   reports the largest difference of trmzoo's bf16 step under ``trmzoo.use_fused_ops(False)``, which
+   is 0 when the two run the same ops); in compiled cases it also records how far the states after
    one compiled step of each side lie from the other's and from its own eager step's
    (Inductor keeps fused element-wise intermediates in fp32, so compiled bf16 rounds
    differently on both sides);
@@ -64,7 +64,6 @@ import time
 from pathlib import Path
 
 import torch
-import trmzoo_mlp
 
 import trmzoo
 import trmzoo.core.layers as layers
@@ -74,26 +73,6 @@ from trmzoo.train.optim import SparseSignSGD
 
 sys.path.insert(0, str(Path(__file__).parent))
 from throughput import peak_matmul, random_batch, step_flops, synchronize  # noqa: E402
-
-FUSED = {"swiglu": layers.SwiGLU.forward, "linear": layers.CastedLinear.forward, "mixer": trmzoo_mlp.onednn_bf16}
-
-
-def _plain_swiglu(self, x, *, add=None):
-    return self.down_proj(layers.silu_gate(self.gate_up_proj(x), -1), add=add)
-
-
-def _plain_linear(self, x, *, add=None):
-    out = FUSED["linear"](self, x)
-    return out if add is None else add + out
-
-
-def use_onednn_fusion(fused: bool) -> None:
-    """Switch this process between trmzoo's oneDNN fusion (bf16, CPU, no gradient: SwiGLU's gating and the
-    residuals inside the products) and the plain ops after the products, as trmzoo computed before it."""
-    layers.SwiGLU.forward = FUSED["swiglu"] if fused else _plain_swiglu
-    layers.CastedLinear.forward = FUSED["linear"] if fused else _plain_linear
-    trmzoo_mlp.onednn_bf16 = FUSED["mixer"] if fused else (lambda x: False)
-
 
 CONFIGS = {  # name -> (trmzoo model, paper per-GPU batch)
     "sudoku_mlp": ("trm_sudoku_mlp", 768),
@@ -381,9 +360,9 @@ def main() -> None:
         fp32 = None if dtype == "float32" else Sides(name, "float32", batch_size, device, official).one_step()
         case["agreement"] = sides.agreement(*eager, fp32=fp32)
         if dtype != "float32" and device.type == "cpu" and layers.ONEDNN_BF16:  # the same function, bit for bit
-            use_onednn_fusion(False)
+            trmzoo.use_fused_ops(False)
             plain = sides.one_step()
-            use_onednn_fusion(True)
+            trmzoo.use_fused_ops(True)
             case["agreement"]["without the fusion, largest difference"] = max(
                 (plain[0][k] - plain[1][k]).abs().max().item() for k in plain[0])
         if mode == "compile":

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -742,3 +743,19 @@ def test_a_build_removes_half_builds_that_killed_processes_left_beside_it(tmp_pa
                     "--min-path-length", 2, "--num-train", 4, "--num-test", 2)
     assert result.exit_code == 0, result.output
     assert not stale.exists() and running.exists()  # a live process's build is never touched
+
+
+@pytest.mark.parametrize("variable", ["TRMZOO_KEEP_FREED_MEMORY", "TRMZOO_FUSED_OPS"])
+def test_a_mistyped_on_off_variable_stops_the_command_before_it_starts(variable, monkeypatch, capsys):
+    from trmzoo.cli import main
+    from trmzoo.core import layers
+
+    monkeypatch.setenv(variable, "maybe")
+    monkeypatch.setattr(layers, "_fused_ops", None)  # read afresh, as in a new process
+    monkeypatch.setattr(sys, "argv", ["trmzoo", "list"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == f"error: {variable}='maybe': expected one of 1, true, yes, on, 0, false, no, off"

@@ -8,7 +8,8 @@ RoPE is written half by half with a closed-form backward; its outputs and gradie
 autograd's through the official ops bit for bit, in fp32 and bf16.
 In bf16 on a CPU without gradient, SwiGLU (channel and TRM-MLP's mixer) runs its gating and residual
 inside oneDNN's products: it must take that path, and be at least as accurate against float64 as the
-official ops; where oneDNN is absent, and in fp32, the official ops run.
+official ops; where oneDNN is absent, in fp32, and with the fused ops turned off (``TRMZOO_FUSED_OPS=0``,
+``trmzoo.use_fused_ops(False)``), the official ops run, with their bits.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import torch.nn.functional as F
 import trmzoo_mlp
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import trmzoo
 import trmzoo.core.layers as layers
 from trmzoo.core.layers import CastedLinear, SwiGLU, apply_rotary, rms_norm_fp32, rotary_tables, silu_gate
+from trmzoo.errors import TrmzooError
 from trmzoo.testing import tiny_model
 
 DTYPES = [torch.float32, torch.bfloat16]
@@ -172,6 +175,59 @@ def test_swiglu_runs_the_official_ops_with_gradient_in_fp32_and_without_onednn(m
     monkeypatch.setattr(layers, "ONEDNN_BF16", False)
     with torch.no_grad():
         assert torch.equal(layer(x, add=add), _official_swiglu(layer, x, add))
+
+
+@pytest.fixture
+def fused_ops_unread(monkeypatch):
+    """The fused-ops setting as in a fresh process (read from TRMZOO_FUSED_OPS at first use), restored after."""
+    monkeypatch.setattr(layers, "_fused_ops", None)
+
+
+@needs_onednn
+@pytest.mark.parametrize("turn_off", ["variable", "function"])
+def test_bf16_without_the_fused_ops_runs_the_official_ops_bit_for_bit(turn_off, fused_ops_unread, monkeypatch):
+    layer, x, add = _swiglu_case(5)
+    mixer = tiny_model(hidden_size=32, seq_len=9, vocab_size=7, backbone={"kind": "mlp"}, pos_encodings="none",
+                       forward_dtype="bfloat16").recursion.net.layers[0].mixer
+    h = torch.randn(5, mixer.gate_up_proj.weight.shape[1], 32, generator=torch.Generator().manual_seed(6)).bfloat16()
+    with torch.no_grad():
+        fused_mixer = mixer(h)
+        if turn_off == "variable":
+            monkeypatch.setattr(layers, "_fused_ops", None)
+            monkeypatch.setenv("TRMZOO_FUSED_OPS", "Off")
+        else:
+            trmzoo.use_fused_ops(False)
+        with _OpsRun() as ops:
+            ours, linear = layer(x, add=add), layer.down_proj(layer.gate_up_proj(x)[..., :256], add=add)
+            plain_mixer = mixer(h)
+        assert "mkldnn._linear_pointwise.binary" not in ops.names and "aten.silu.default" in ops.names
+        assert torch.equal(ours, _official_swiglu(layer, x, add))
+        assert torch.equal(linear, add + F.linear(layer.gate_up_proj(x)[..., :256], layer.down_proj.weight.bfloat16()))
+        with torch.enable_grad():  # the mixer's path with gradient is the official form
+            assert torch.equal(plain_mixer, mixer(h))
+        assert not torch.equal(plain_mixer, fused_mixer)
+        trmzoo.use_fused_ops(True)
+        with _OpsRun() as ops:
+            assert torch.equal(mixer(h), fused_mixer)
+        assert "mkldnn._linear_pointwise.binary" in ops.names
+
+
+@pytest.mark.parametrize("value, fused", [("", True), ("1", True), ("yes", True), (" ON ", True), ("0", False),
+                                          ("False", False), ("no", False)])
+def test_the_fused_ops_variable_is_read_once_at_first_use(value, fused, fused_ops_unread, monkeypatch):
+    monkeypatch.setenv("TRMZOO_FUSED_OPS", value)
+    assert layers.fused_ops_enabled() is fused
+    monkeypatch.setenv("TRMZOO_FUSED_OPS", "1" if not fused else "0")
+    assert layers.fused_ops_enabled() is fused
+    trmzoo.use_fused_ops(not fused)  # the function overrides the variable
+    assert layers.fused_ops_enabled() is (not fused)
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "offf"])
+def test_a_mistyped_fused_ops_variable_is_an_error_naming_it(value, fused_ops_unread, monkeypatch):
+    monkeypatch.setenv("TRMZOO_FUSED_OPS", value)
+    with pytest.raises(TrmzooError, match=f"^TRMZOO_FUSED_OPS='{value}': expected one of 1, true, yes, on, 0, "):
+        layers.fused_ops_enabled()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from trmzoo.errors import TrmzooError
 from trmzoo.memory import keep_freed_memory
 
 
@@ -66,3 +67,9 @@ def test_the_command_line_keeps_freed_memory():
 def test_left_alone_when_the_user_chose(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     assert keep_freed_memory() is False
+
+
+def test_a_mistyped_opt_out_is_an_error_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("TRMZOO_KEEP_FREED_MEMORY", "maybe")
+    with pytest.raises(TrmzooError, match="^TRMZOO_KEEP_FREED_MEMORY='maybe': expected one of 1, true, yes, on"):
+        keep_freed_memory()

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import yaml
 
+from trmzoo.core.layers import fused_ops_enabled
 from trmzoo.errors import TrmzooError, os_error_message
 from trmzoo.memory import keep_freed_memory
 
@@ -650,11 +651,12 @@ def _add_plugin_commands() -> None:
 
 def main() -> None:
     """Entry point: keep freed memory for reuse (a process of steps), load plugin commands, run the CLI."""
-    keep_freed_memory()
     quiet_libraries()
     try:
+        keep_freed_memory()
+        fused_ops_enabled()  # a mistyped TRMZOO_FUSED_OPS fails here, not at the first step
         _add_plugin_commands()
-    except TrmzooError as exc:  # e.g. two plugins clash: nothing can run until one is disabled
+    except TrmzooError as exc:  # e.g. a mistyped variable, or two plugins clash: nothing can run until it is fixed
         if "--debug" in sys.argv:
             raise
         click.echo(f"error: {one_line(str(exc))}", err=True)

@@ -1,6 +1,7 @@
 """Errors a user can cause. The CLI prints them as one line; anything else is a bug."""
 
 import errno
+import os
 
 
 class TrmzooError(Exception):
@@ -46,6 +47,20 @@ def os_error_message(exc: OSError) -> str:
     if where is None:
         return f"{reason} ({exc})" if str(exc) and str(exc) != reason else reason
     return f"{where}: {reason}"
+
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def env_switch(name: str, *, default: bool) -> bool:
+    """An on/off environment variable (1/true/yes/on or 0/false/no/off, any case; unset or empty: ``default``).
+    Any other value is an error naming the variable, so a typo does not silently keep the default."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in _ON + _OFF:
+        raise TrmzooError(f"{name}={os.environ[name]!r}: expected one of {', '.join(_ON + _OFF)}")
+    return value in _ON
 
 
 class LicenseWarning(UserWarning):

@@ -14,11 +14,12 @@ import ctypes
 import os
 import sys
 
+from trmzoo.errors import env_switch
+
 KEEP_BYTES = 1 << 30
 """Blocks below this come from the heap, and this much free memory may stay at its top."""
 OPT_OUT = "TRMZOO_KEEP_FREED_MEMORY"
 """Set to 0 (or false, no, off) to leave the allocator as it is."""
-_NO = ("0", "false", "no", "off")
 _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
@@ -29,9 +30,10 @@ def keep_freed_memory() -> bool:
     The process then keeps its peak memory until it exits instead of returning it between steps.
     Nothing is changed off Linux, under ``TRMZOO_KEEP_FREED_MEMORY=0``, or where the user has tuned
     malloc already (``MALLOC_*_`` variables, ``GLIBC_TUNABLES``). Another allocator loaded with
-    ``LD_PRELOAD`` (jemalloc, tcmalloc) is unaffected: it has its own settings.
+    ``LD_PRELOAD`` (jemalloc, tcmalloc) is unaffected: it has its own settings. A value of the variable
+    other than on or off is a :class:`~trmzoo.errors.TrmzooError`.
     """
-    if not sys.platform.startswith("linux") or os.environ.get(OPT_OUT, "").strip().lower() in _NO:
+    if not env_switch(OPT_OUT, default=True) or not sys.platform.startswith("linux"):
         return False
     if any(name in os.environ for name in _USER_SETTINGS) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return False

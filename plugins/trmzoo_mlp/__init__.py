@@ -22,7 +22,7 @@ from torch import nn
 from trmzoo import hookimpl
 from trmzoo.core.backbone import BackboneSpec, build_blocks
 from trmzoo.core.config import Config
-from trmzoo.core.layers import SwiGLU, onednn_bf16, rms_norm_fp32, silu_gate
+from trmzoo.core.layers import SwiGLU, fused_ops, rms_norm_fp32, silu_gate
 
 
 SLICE_TOKENS = 1024
@@ -40,7 +40,7 @@ class TokenMixer(SwiGLU):
         self.eps = spec.rms_norm_eps
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if onednn_bf16(h) and not torch.is_grad_enabled():
+        if fused_ops(h):
             return self._forward_on_rows(h)
         batch, length, dim = h.shape
         columns = h.transpose(0, 1).reshape(length, batch * dim)  # [L, B*D]: one copy, positions as rows

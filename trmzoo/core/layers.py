@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from timm.layers import RmsNormFp32
 from torch import nn
 
+from trmzoo.errors import env_switch
+
 
 def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0, lower: float = -2.0, upper: float = 2.0) -> torch.Tensor:
     """Truncated normal whose *actual* standard deviation is ``std`` (timm's and torch's are smaller)."""
@@ -43,6 +45,34 @@ ONEDNN_BF16 = _onednn_bf16()
 def onednn_bf16(x: torch.Tensor) -> bool:
     """Whether oneDNN runs ``x``'s products here: a bf16 tensor on a CPU that has it, outside ``torch.compile``."""
     return ONEDNN_BF16 and x.dtype == torch.bfloat16 and x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+FUSED_OPS_VAR = "TRMZOO_FUSED_OPS"
+"""Set to 0 (or false, no, off) to run bf16 steps on a CPU with the official ops after each product."""
+_fused_ops: bool | None = None  # None: not yet read from FUSED_OPS_VAR
+
+
+def use_fused_ops(enabled: bool) -> None:
+    """Turn on or off, for this process, the element-wise work that oneDNN does inside the products in bf16 on
+    a CPU without gradient (SwiGLU's gating, residual adds). On (the default) a Sudoku bf16 evaluation step
+    is about 1.1x as fast and rounds to bf16 less often; off, the step gives the official code's bits (one
+    thread). Overrides ``TRMZOO_FUSED_OPS``."""
+    global _fused_ops
+    _fused_ops = bool(enabled)
+
+
+def fused_ops_enabled() -> bool:
+    """The setting of :func:`use_fused_ops`; until it is called, ``TRMZOO_FUSED_OPS`` (on when unset)."""
+    global _fused_ops
+    if _fused_ops is None:
+        _fused_ops = env_switch(FUSED_OPS_VAR, default=True)
+    return _fused_ops
+
+
+def fused_ops(x: torch.Tensor) -> bool:
+    """Whether the products of ``x`` take their element-wise work inside: fused ops on, no gradient, and
+    oneDNN running ``x`` (bf16 on a CPU that has it, not compiled)."""
+    return not torch.is_grad_enabled() and onednn_bf16(x) and fused_ops_enabled()
 
 
 def _kept_product(x: torch.Tensor, low: torch.Tensor, packed: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
@@ -128,7 +158,8 @@ class CastedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, *, add: torch.Tensor | None = None) -> torch.Tensor:
         """``x @ W.T + b``, plus ``add`` where given (a residual: ``add + x @ W.T + b``, the official order). In
-        bf16 on a CPU without gradient oneDNN adds it inside the product, before rounding to bf16."""
+        bf16 on a CPU without gradient oneDNN adds it inside the product, before rounding to bf16 (unless
+        :func:`use_fused_ops` turned that off)."""
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         w = self.weight
         if w.dtype == x.dtype or torch.compiler.is_compiling():
@@ -140,7 +171,7 @@ class CastedLinear(nn.Module):
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, bias, add)):
             out = _LinearOnKeptCast.apply(x, w, low, packed, bias)
         elif packed is not None and add is not None and add.shape == (*x.shape[:-1], len(w)) and add.dtype == x.dtype \
-                and add.is_contiguous():
+                and add.is_contiguous() and fused_ops_enabled():
             return torch.ops.mkldnn._linear_pointwise.binary(x, add, packed, bias, "add")
         else:
             out = _kept_product(x, low, packed, bias)
@@ -234,8 +265,9 @@ class SwiGLU(nn.Module):
         gate's SiLU on its fp32 accumulator, then the product with up (and ``add`` inside the last product).
         That saves the passes of the element-wise ops over the [rows, 2 x inner] intermediate (a Sudoku bf16
         evaluation step about 1.1x as fast) and rounds to bf16 less often than the official ops, so the
-        values are as accurate but not the same bits; fp32, and any call with gradient, run the official ops."""
-        halves = None if torch.is_grad_enabled() else self.gate_up_proj.onednn_blocks(x, 2)
+        values are as accurate but not the same bits; fp32, any call with gradient, and bf16 under
+        ``use_fused_ops(False)`` run the official ops."""
+        halves = self.gate_up_proj.onednn_blocks(x, 2) if fused_ops(x) else None
         if halves is None:
             return self.down_proj(silu_gate(self.gate_up_proj(x), -1), add=add)
         gate, up = halves
