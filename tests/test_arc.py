@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 import trmzoo
 from trmzoo import testing
+from trmzoo.cli import cli
 from trmzoo.core.provenance import Provenance
 from trmzoo.data import build_dataset, embedding_fingerprint, read_identifiers, read_split
 from trmzoo.errors import CheckpointError, DataError, PuzzleError, RecipeError, TrmzooError
@@ -252,7 +254,7 @@ def test_votes_give_the_expected_pass_at_k_and_submission(arc1, tmp_path):
     assert metrics["pass@2"] == pytest.approx((1 + 1 + 0.5) / 5)
     assert metrics["puzzles"] == 5 and metrics["unanswered_inputs"] == 0
 
-    submission = json.loads(evaluator.write_submission(tmp_path).read_text())
+    submission = json.loads(evaluator.write_submission(tmp_path / "submission.json").read_text())
     assert list(submission) == evaluator.task_ids
     tie, majority = [t for t in evaluator.task_ids if plan[t] == PLAN[0]][0], [
         t for t in evaluator.task_ids if plan[t] == PLAN[1]][0]
@@ -401,3 +403,30 @@ def test_a_saved_model_solves_from_its_weight_folder_alone(arc1, tmp_path):
     puzzle = task.parse(str(task_file(tmp_path, arc1)))
     solution = task.solve(loaded, puzzle)
     assert solution.votes == task.solve(model, puzzle).votes and sum(c for c, _ in solution.votes[0]) == 4
+
+
+def test_eval_writes_a_kaggle_submission_and_replaces_one_only_when_asked(arc1, tmp_path):
+    model = tiny_model(arc1)
+    model.provenance.task = {"name": "arc"}
+    model.provenance.data.embedding_fingerprint = embedding_fingerprint(read_identifiers(arc1))
+    weights = trmzoo.save_pretrained(model, tmp_path / "weights")
+    out = tmp_path / "submission.json"
+    args = ["eval", str(weights), "--data", str(arc1), "--submission", str(out), "--max-puzzles", "2", "--json"]
+    written = CliRunner().invoke(cli, args)
+    assert written.exit_code == 0, written.output
+    submission = json.loads(out.read_text())
+    test_puzzles = json.loads((arc1 / "test_puzzles.json").read_text())
+    assert set(submission) <= set(test_puzzles) and len(submission) >= 2
+    for task_id, attempts in submission.items():
+        assert len(attempts) == len(test_puzzles[task_id]["test"])
+        assert all(set(attempt) == {"attempt_1", "attempt_2"} for attempt in attempts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["submission.json", "weights"]  # no temporary file left
+
+    out.write_text("my edited submission")
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert refused.output.strip() == f"error: --submission {out}: a file is there already; add --overwrite to replace it"
+    assert out.read_text() == "my edited submission"
+    replaced = CliRunner().invoke(cli, [*args, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(out.read_text()) == submission

@@ -562,6 +562,14 @@ add("options", "eval-submission-task-writes-none", lambda c: (["eval", c.w.run, 
                                                               ["--submission", "maze task writes no submission"]))
 add("options", "eval-submission-folder-missing", lambda c: (
     ["eval", c.w.run, "--submission", c.t / "nodir" / "s.json"], ["--submission", "nodir", "does not exist"]))
+add("options", "eval-submission-there-already", lambda c: (
+    ["eval", c.w.run, "--submission", put(c.t / "s.json", "mine")], ["--submission", "s.json", "--overwrite"]))
+add("options", "solve-trace-there-already", lambda c: (
+    ["solve", c.w.maze, "#####", "--trace", put(c.t / "t.png", "mine")], ["--trace", "t.png", "--overwrite"]))
+add("options", "solve-trace-there-already-without-suffix", lambda c: (  # the .png it adds is what is refused
+    ["solve", c.w.maze, "#####", "--trace", put(c.t / "t.png", "mine").with_suffix("")], ["t.png", "--overwrite"]))
+add("run", "plot-out-there-already", lambda c: (
+    ["plot", c.w.run, "--out", put(c.t / "c.svg", "mine")], ["--out", "c.svg", "--overwrite"]))
 add("options", "unknown-command", lambda c: (["trian"], ["trian"]), status=2)
 add("options", "unknown-option", lambda c: (["train", "--colour", "red"], ["--colour"]), status=2)
 add("options", "missing-argument", lambda c: (["solve"], ["MODEL"]), status=2)

@@ -58,6 +58,12 @@ def test_cli_json_trace_and_file_input(model_dir, tmp_path):
     assert data["steps"] == 3 and len(data["tokens"]) == 16 and 0 <= data["q_halt"] <= 1
     assert isinstance(data["valid"], bool)
     assert trace.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    trace.write_text("my notes")  # a file the user has is replaced only with --overwrite
+    again = CliRunner().invoke(cli, ["solve", str(model_dir), str(puzzle_file), "--trace", str(trace)])
+    assert again.exit_code == 1 and "add --overwrite" in again.output and trace.read_text() == "my notes"
+    again = CliRunner().invoke(cli, ["solve", str(model_dir), str(puzzle_file), "--trace", str(trace), "--overwrite"])
+    assert again.exit_code == 0 and trace.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.txt", "trace.png"]  # no temporary file left
 
 
 @pytest.mark.parametrize("puzzle, message", [

@@ -126,8 +126,9 @@ def test_sigkill_then_resume_is_bit_exact(maze_dir, tmp_path, options):
     assert not list(killed.glob(".*tmp*")) and not list((killed / "weights").glob(".*tmp*"))
 
 
-class Killed(Exception):
-    """Stands for the process dying in the middle of writing a file."""
+class Killed(BaseException):
+    """Stands for the process dying in the middle of writing a file: no handler of trmzoo catches it, as a
+    killed process runs none (an error or Ctrl-C there removes the temporary file instead)."""
 
 
 def dying_after(calls: int, real):
@@ -290,6 +291,13 @@ def test_plot_writes_a_png_with_the_four_panels(base_run, tmp_path):
     result = CliRunner().invoke(cli, ["plot", str(base_run), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "curves.svg"
+    svg.write_text("my picture")  # replaced only with --overwrite, in the format its suffix names
+    assert CliRunner().invoke(cli, ["plot", str(base_run), "--out", str(svg)]).exit_code == 1
+    assert svg.read_text() == "my picture"
+    assert CliRunner().invoke(cli, ["plot", str(base_run), "--out", str(svg), "--overwrite"]).exit_code == 0
+    assert "<svg" in svg.read_text()[:500]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "curves.svg"]  # no temporary file left
     fig = run_figure(read_metrics(base_run))
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == [title for title, _, _ in RUN_PANELS]

@@ -1,5 +1,6 @@
 """Nothing a user already has (a run, a weight folder, a dataset, any folder) is changed by a command
-that fails or that was not asked to replace it; ``--overwrite`` replaces a run or dataset only."""
+that fails or that was not asked to replace it: replacing a run, a dataset or a named output file takes
+``--overwrite``, and a write that fails midway keeps the old file."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from test_train import RECIPE
 from trmzoo.cli import cli
 from trmzoo.run import read_metrics
+from trmzoo.weights import atomic_write
 
 def maze(**changes) -> list[str]:
     """``trmzoo data build maze`` options of a tiny generated maze dataset."""
@@ -155,3 +157,20 @@ def test_training_never_builds_into_a_folder_that_is_not_a_dataset(user):
     before = snapshot(user)
     refused(invoke("train", RECIPE, "--out", user / "new-run", *sets(user / "notes")), "holds files but no dataset")
     assert snapshot(user) == before
+
+
+@pytest.mark.parametrize("failure", [ValueError("a writer's bug"), OSError(28, "No space left on device")])
+def test_a_write_that_fails_midway_keeps_the_old_file_and_leaves_no_temporary_one(tmp_path, failure):
+    path = tmp_path / "submission.json"
+    path.write_text("the old file")
+
+    def half_then_fail(tmp: Path) -> None:
+        tmp.write_text("half of the new")
+        failure.filename = str(tmp) if isinstance(failure, OSError) else None
+        raise failure
+
+    with pytest.raises(type(failure)) as raised:
+        atomic_write(path, half_then_fail)
+    assert path.read_text() == "the old file" and [p.name for p in tmp_path.iterdir()] == ["submission.json"]
+    if isinstance(failure, OSError):  # the message names the file the user knows
+        assert raised.value.filename == str(path)

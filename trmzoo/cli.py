@@ -233,13 +233,14 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 @click.option("--strategy-option", "strategy_options", multiple=True, metavar="KEY=VALUE",
               help="Option of the strategy, e.g. k=8 (values are read as YAML).")
 @click.option("--submission", type=click.Path(dir_okay=False), help="Write a submission file (ARC: Kaggle format).")
+@click.option("--overwrite", is_flag=True, help="Replace the file already at --submission.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--compile", "compiled", is_flag=True,
               help="torch.compile the step for fixed weights (slower start, faster steps; a CPU needs a C++ compiler).")
 @click.option("--json", "as_json", is_flag=True)
 def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, strategy_options, submission,
-                 batch_size, device, compiled, as_json):
+                 overwrite, batch_size, device, compiled, as_json):
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split; a pretrained name
     needs --data DIR, the data build `trmzoo info NAME` names."""
     from trmzoo.api import load
@@ -269,6 +270,7 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
             raise TrmzooError(f"--submission {submission}: the folder {folder} does not exist")
         if Path(submission).is_dir():
             raise TrmzooError(f"--submission {submission}: is a folder; give a file name")
+        _refuse_existing(Path(submission), "--submission", overwrite)
         if not hasattr(make_evaluator(task, data_dir, max_puzzles=1, options=evaluator_options), "write_submission"):
             raise TrmzooError(f"--submission: the {task.name} task writes no submission file")
     if compiled:
@@ -283,6 +285,12 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
         if strategy:
             click.echo(f"strategy: {_strategy_words(strategy, metrics['uses_verify'])}")
         _print_metrics(metrics)
+
+
+def _refuse_existing(path: Path | None, flag: str, overwrite: bool) -> None:
+    """A file the user named for a command's output is not replaced unless they add ``--overwrite``."""
+    if path is not None and not overwrite and path.exists():
+        raise TrmzooError(f"{flag} {path}: a file is there already; add --overwrite to replace it")
 
 
 def _key_values(pairs: tuple[str, ...], flag: str) -> dict:
@@ -328,16 +336,18 @@ def _check_data_for(name: str, weights, data_dir: str | None) -> None:
 @click.option("--early-exit", is_flag=True, help="Stop once the model's halting signal fires.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--trace", type=click.Path(dir_okay=False), help="Draw the answer after every step to this PNG.")
+@click.option("--overwrite", is_flag=True, help="Replace the file already at --trace.")
 @click.option("--strategy", help="Inference strategy (default: plain; see docs/test-time-scaling.md).")
 @click.option("--strategy-option", "strategy_options", multiple=True, metavar="KEY=VALUE",
               help="Option of the strategy, e.g. k=8 (values are read as YAML).")
-def solve(model, puzzle, early_exit, as_json, trace, strategy, strategy_options):
+def solve(model, puzzle, early_exit, as_json, trace, overwrite, strategy, strategy_options):
     """Solve one PUZZLE (text or file, in the task's format) with MODEL."""
     from trmzoo.api import load
     from trmzoo.factory import make_strategy, task_of
     from trmzoo.plot import draw_trace, picture_path
 
     trace = picture_path(trace) if trace else None  # a picture format matplotlib writes, checked first
+    _refuse_existing(trace, "--trace", overwrite)
     if puzzle.strip() and Path(puzzle).is_dir():
         raise TrmzooError(f"{puzzle}: a folder; give a puzzle file, or the puzzle as text")
     loaded = load(model)
@@ -367,11 +377,15 @@ def solve(model, puzzle, early_exit, as_json, trace, strategy, strategy_options)
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), help="PNG path (default: RUN_DIR/curves.png).")
-def plot(run_dir, out):
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG path (default: RUN_DIR/curves.png, redrawn each time).")
+@click.option("--overwrite", is_flag=True, help="Replace the file already at --out.")
+def plot(run_dir, out, overwrite):
     """Draw RUN_DIR's training curves (loss, exact accuracy, mean steps, learning rate) to a PNG."""
-    from trmzoo.plot import plot_run
+    from trmzoo.plot import picture_path, plot_run
 
+    if out is not None:
+        out = picture_path(out)
+        _refuse_existing(out, "--out", overwrite)
     click.echo(plot_run(run_dir, out or Path(run_dir) / "curves.png"))
 
 

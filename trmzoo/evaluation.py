@@ -28,6 +28,7 @@ from trmzoo.errors import RecipeError
 from trmzoo.factory import make_strategy
 from trmzoo.strategy import Strategy, count_network_rows
 from trmzoo.task import Evaluator, Task
+from trmzoo.weights import atomic_write
 
 
 def check_evaluator_options(task: Task, options: dict[str, Any], source: str = "evaluator option") -> dict[str, Any]:
@@ -150,6 +151,6 @@ def evaluate(
     if dist.is_main:
         metrics = {**evaluator.result(), "mean_steps": steps_used / max(examples, 1), "sample_steps": float(spent[0]),
                    "network_rows": float(spent[1]), "uses_verify": float(strategy.uses_verify)}
-        if submission is not None and hasattr(evaluator, "write_submission"):
-            evaluator.write_submission(submission)
+        if submission is not None and hasattr(evaluator, "write_submission"):  # under a temporary name, then renamed
+            atomic_write(Path(submission), evaluator.write_submission)
     return broadcast_from_main(metrics, dist)

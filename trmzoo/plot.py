@@ -8,6 +8,7 @@ import numpy as np
 
 from trmzoo.errors import TrmzooError
 from trmzoo.run import METRICS_FILE, read_metrics
+from trmzoo.weights import atomic_write
 
 
 def _pyplot():
@@ -70,6 +71,14 @@ def _numbers(records: list, keys: set[str]) -> list[dict]:
     return [r for r in records if isinstance(r, dict) and number(r.get("step")) and any(number(r.get(k)) for k in keys)]
 
 
+def _save(fig, out: Path) -> None:
+    """Write ``fig`` to ``out`` under a temporary name, then rename it (the format from ``out``'s suffix)."""
+    try:
+        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format=out.suffix[1:].lower()))
+    finally:
+        _pyplot().close(fig)
+
+
 def plot_run(run_dir: str | Path, out: str | Path) -> Path:
     """Draw loss, exact accuracy, mean steps and learning rate of a run's metrics.jsonl to a picture (PNG
     unless ``out`` names another format)."""
@@ -81,8 +90,7 @@ def plot_run(run_dir: str | Path, out: str | Path) -> Path:
     if not records:
         raise TrmzooError(f"{metrics}: no record with a step and a value to draw (it logged nothing yet)")
     fig = run_figure(records)
-    fig.savefig(out, dpi=100)
-    _pyplot().close(fig)
+    _save(fig, out)
     return out
 
 
@@ -114,6 +122,5 @@ def draw_trace(solution, task, puzzle, out: str | Path) -> Path:
         ax.set_title(f"step {i + 1}  q={solution.q_trace[i]:.2f}", fontsize=8)
         previous = grid
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _save(fig, out)
     return out

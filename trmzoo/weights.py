@@ -50,9 +50,9 @@ def atomic_write(path: Path, write) -> None:
     try:
         write(tmp)
         os.replace(tmp, path)
-    except OSError as exc:  # a failure the process survives (a full disk): no temporary file stays behind
+    except (Exception, KeyboardInterrupt) as exc:  # one the process survives (a full disk, Ctrl-C): no temporary file
         tmp.unlink(missing_ok=True)
-        if exc.filename in (str(tmp), tmp):
+        if isinstance(exc, OSError) and exc.filename in (str(tmp), tmp):
             exc.filename = str(path)  # the user knows the real name, not the temporary one
         raise
 

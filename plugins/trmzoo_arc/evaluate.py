@@ -141,7 +141,5 @@ class ARCEvaluator(Evaluator):
     def write_submission(self, path: str | Path) -> Path:
         """Kaggle ``submission.json``: two attempts per test input ([[0]] where nothing voted)."""
         path = Path(path)
-        if path.is_dir():
-            path = path / "submission.json"
         path.write_text(json.dumps(self._tally()[1]))
         return path
