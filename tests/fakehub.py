@@ -41,6 +41,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 
+import trmzoo.hub
+
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 
 
@@ -327,4 +329,5 @@ def fake_hub(tmp_path, monkeypatch):
                            "HF_HUB_OFFLINE": "0"}.items():
             monkeypatch.setenv(var, value)
         monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.setattr(trmzoo.hub, "_answers", {})  # no probe answered for another hub on this port
         yield hub

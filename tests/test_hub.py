@@ -139,6 +139,20 @@ def test_official_checkpoint_converts_once_then_loads_from_the_converted_cache(f
     assert torch.equal(outputs(hub.load_entry(*entry)), outputs(model))
 
 
+def test_one_probe_of_the_hub_stands_for_the_files_of_a_repository(fake_hub, monkeypatch):
+    fake_hub.add_files("org/data", {"train.csv": b"1,2\n", "test.csv": b"3,4\n"}, repo_type="dataset")
+
+    def probes() -> int:
+        return sum(path.startswith("/api/datasets/org/data") for _, path in fake_hub.requests)
+
+    assert hub.download("org/data", "train.csv", repo_type="dataset").read_bytes() == b"1,2\n"
+    assert hub.download("org/data", "test.csv", repo_type="dataset").read_bytes() == b"3,4\n"
+    assert probes() == 1
+    monkeypatch.setattr(hub, "ANSWER_KEPT_S", 0.0)  # an answer older than this is asked again
+    assert hub.download("org/data", "test.csv", repo_type="dataset").read_bytes() == b"3,4\n"
+    assert probes() == 2
+
+
 def test_official_checkpoint_refuses_wrong_cycles_and_damaged_or_missing_files(fake_hub):
     checkpoint, config = official_files(tiny_model(4))
     fake_hub.add_file("org/official", "all_config.yaml", config)

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import tempfile
+import time
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -118,16 +119,28 @@ def download(repo_id: str, filename: str, *, revision: str | None = None, repo_t
                                     force_download=force_download and not offline, local_files_only=offline))
 
 
+ANSWER_KEPT_S = 60.0
+"""How long the answer of one probe of a repository stands for its next files."""
+_answers: dict[tuple[str, str, str, str | None], tuple[bool, float]] = {}  # (endpoint, type, id, revision)
+
+
 def _reachable(repo_id: str, repo_type: str, revision: str | None, token: str | None) -> bool:
-    """Whether the Hub answers at all (any answer but a failure to connect counts)."""
+    """Whether the Hub answers at all (any answer but a failure to connect counts). The answer stands for a
+    minute, so the files of one model or dataset cost one probe (up to a 10 s timeout when unreachable)."""
+    key = (constants.ENDPOINT, repo_type, repo_id, revision)
+    answer, asked = _answers.get(key, (False, -ANSWER_KEPT_S))
+    if time.monotonic() - asked < ANSWER_KEPT_S:
+        return answer
     try:
         HfApi(library_name="trmzoo", library_version=__version__).repo_info(
             repo_id, repo_type=repo_type, revision=revision, token=token)
+        answer = True
     except Exception as exc:
-        if _unreachable(exc):
-            return False
-        raise
-    return True
+        if not _unreachable(exc):
+            raise
+        answer = False
+    _answers[key] = (answer, time.monotonic())
+    return answer
 
 
 def _repo_files(repo_id: str, revision: str, token: str | None) -> tuple[str, list[str]]:
