@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from test_train import RECIPE
 from trmzoo.cli import cli
 from trmzoo.run import read_metrics
-from trmzoo.weights import atomic_write
+from trmzoo.files import atomic_write
 
 def maze(**changes) -> list[str]:
     """``trmzoo data build maze`` options of a tiny generated maze dataset."""

@@ -22,6 +22,7 @@ import yaml
 
 from trmzoo.core.layers import fused_ops_enabled
 from trmzoo.errors import TrmzooError, os_error_message
+from trmzoo.files import check_output_file
 from trmzoo.memory import keep_freed_memory
 
 BUG_STATUS = 70
@@ -270,7 +271,7 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
             raise TrmzooError(f"--submission {submission}: the folder {folder} does not exist")
         if Path(submission).is_dir():
             raise TrmzooError(f"--submission {submission}: is a folder; give a file name")
-        _refuse_existing(Path(submission), "--submission", overwrite)
+        check_output_file(Path(submission), flag="--submission", overwrite=overwrite)
         if not hasattr(make_evaluator(task, data_dir, max_puzzles=1, options=evaluator_options), "write_submission"):
             raise TrmzooError(f"--submission: the {task.name} task writes no submission file")
     if compiled:
@@ -285,12 +286,6 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
         if strategy:
             click.echo(f"strategy: {_strategy_words(strategy, metrics['uses_verify'])}")
         _print_metrics(metrics)
-
-
-def _refuse_existing(path: Path | None, flag: str, overwrite: bool) -> None:
-    """A file the user named for a command's output is not replaced unless they add ``--overwrite``."""
-    if path is not None and not overwrite and path.exists():
-        raise TrmzooError(f"{flag} {path}: a file is there already; add --overwrite to replace it")
 
 
 def _key_values(pairs: tuple[str, ...], flag: str) -> dict:
@@ -347,7 +342,7 @@ def solve(model, puzzle, early_exit, as_json, trace, overwrite, strategy, strate
     from trmzoo.plot import draw_trace, picture_path
 
     trace = picture_path(trace) if trace else None  # a picture format matplotlib writes, checked first
-    _refuse_existing(trace, "--trace", overwrite)
+    check_output_file(trace, flag="--trace", overwrite=overwrite)
     if puzzle.strip() and Path(puzzle).is_dir():
         raise TrmzooError(f"{puzzle}: a folder; give a puzzle file, or the puzzle as text")
     loaded = load(model)
@@ -385,7 +380,7 @@ def plot(run_dir, out, overwrite):
 
     if out is not None:
         out = picture_path(out)
-        _refuse_existing(out, "--out", overwrite)
+        check_output_file(out, flag="--out", overwrite=overwrite)
     click.echo(plot_run(run_dir, out or Path(run_dir) / "curves.png"))
 
 

@@ -28,7 +28,7 @@ from trmzoo.errors import RecipeError
 from trmzoo.factory import make_strategy
 from trmzoo.strategy import Strategy, count_network_rows
 from trmzoo.task import Evaluator, Task
-from trmzoo.weights import atomic_write
+from trmzoo.files import atomic_write
 
 
 def check_evaluator_options(task: Task, options: dict[str, Any], source: str = "evaluator option") -> dict[str, Any]:

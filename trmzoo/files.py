@@ -1,5 +1,6 @@
-"""Output folders a command writes (run folders, datasets): nothing a user already has is replaced
-unless they asked for it, and a folder built in one go appears whole or not at all."""
+"""Output files and folders a command writes (run folders, datasets, submissions, pictures): nothing a user
+already has is replaced unless they asked for it, and a file or a folder built in one go appears whole or
+not at all."""
 
 from __future__ import annotations
 
@@ -9,6 +10,26 @@ from pathlib import Path
 from typing import Callable
 
 from trmzoo.errors import TrmzooError, os_error_message
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it over ``path``,
+    so a reader or a killed writer never leaves half a file under the real name."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except (Exception, KeyboardInterrupt) as exc:  # one the process survives (a full disk, Ctrl-C): no temporary file
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (str(tmp), tmp):
+            exc.filename = str(path)  # the user knows the real name, not the temporary one
+        raise
+
+
+def check_output_file(path: Path | None, *, flag: str, overwrite: bool) -> None:
+    """A file the user named for a command's output is not replaced unless they add ``--overwrite``."""
+    if path is not None and not overwrite and path.exists():
+        raise TrmzooError(f"{flag} {path}: a file is there already; add --overwrite to replace it")
 
 
 def check_output_dir(path: Path, *, what: str, overwrite: bool, is_replaceable: Callable[[Path], bool],

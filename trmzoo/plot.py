@@ -8,7 +8,7 @@ import numpy as np
 
 from trmzoo.errors import TrmzooError
 from trmzoo.run import METRICS_FILE, read_metrics
-from trmzoo.weights import atomic_write
+from trmzoo.files import atomic_write
 
 
 def _pyplot():

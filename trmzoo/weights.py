@@ -15,7 +15,6 @@ so nothing points at a folder of the machine that wrote the weights. Folders of
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from trmzoo.core.provenance import Provenance
 from trmzoo.data.format import IDENTIFIERS_FILE, read_identifiers
 from trmzoo.errors import CheckpointError
 from trmzoo.factory import build_model
+from trmzoo.files import atomic_write
 from trmzoo.recipe import format_validation_error, model_config_cls
 from trmzoo.registry import plugin_uses, require
 from trmzoo.version import __version__
@@ -41,20 +41,6 @@ PUZZLE_KEY = "puzzle_emb.weight"
 FORMAT_VERSION = 2
 WEIGHT_KEYS = ("format_version", "trmzoo_version", "model_args", "parameters")
 """The keys of config.json that are not the provenance record."""
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it over ``path``,
-    so a reader or a killed writer never leaves half a file under the real name."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except (Exception, KeyboardInterrupt) as exc:  # one the process survives (a full disk, Ctrl-C): no temporary file
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename in (str(tmp), tmp):
-            exc.filename = str(path)  # the user knows the real name, not the temporary one
-        raise
 
 
 def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

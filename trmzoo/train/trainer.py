@@ -41,7 +41,7 @@ from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
 from trmzoo.evaluation import check_evaluator_options, evaluate
 from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
 from trmzoo.recipe import dump_recipe, validate_recipe
-from trmzoo.files import check_output_dir, replace_dir
+from trmzoo.files import atomic_write, check_output_dir, replace_dir
 from trmzoo.run import (
     LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, enclosing_run, is_replaceable_run,
     new_run_dir, read_metrics,
@@ -51,7 +51,7 @@ from trmzoo.task import Task
 from trmzoo.train.optim import AdamATan2, ParameterEMA, SparseSignSGD, lr_at, muon_with_adam_atan2
 from trmzoo.registry import require
 from trmzoo.weights import (
-    CONFIG_FILE, PUZZLE_KEY, atomic_write, components, load_state_strict, read_config, read_provenance, save_pretrained,
+    CONFIG_FILE, PUZZLE_KEY, components, load_state_strict, read_config, read_provenance, save_pretrained,
 )
 from trmzoo.yamlio import read_yaml
 
