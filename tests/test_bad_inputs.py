@@ -121,10 +121,20 @@ class Ctx:
         path.write_text(yaml.safe_dump(data))
         return path
 
-    def copy(self, source: Path, name: str) -> Path:
+    def copy(self, source: Path, name: str, *, leave_out: str | None = None) -> Path:
+        """A copy of ``source`` in this case's folder, without its entry ``leave_out``."""
         target = self.t / name
-        shutil.copytree(source, target)
+        shutil.copytree(source, target, ignore=(lambda folder, names: [leave_out] if folder == str(source) else [])
+                        if leave_out else None)
         return target
+
+    def folder(self, name: str, files: dict[str, str]) -> Path:
+        """A folder in this case's folder holding ``files`` (name: text)."""
+        path = self.t / name
+        path.mkdir()
+        for file, text in files.items():
+            put(path / file, text)
+        return path
 
     def weights(self, edit: Callable[[dict], None] | None = None, name: str = "w") -> Path:
         """A copy of the trained maze weights, its config.json changed by ``edit``."""
@@ -206,6 +216,20 @@ add("recipe", "dry-run-absent-device", lambda c: (["train", c.recipe({"train.dev
                                                   ["train.device", "'mps'", "no mps device"]))
 add("recipe", "dry-run-init-from-missing", lambda c: (["train", c.recipe(), "--dry-run", "--init-from", c.t / "gone"],
                                                       ["gone", "no such model folder"]))
+add("recipe", "dry-run-data-a-file", lambda c: (["train", c.recipe({"data.dir": str(put(c.t / "d", "x"))}), "--dry-run"],
+                                                ["data.dir", "is a file"]))
+add("recipe", "dry-run-data-missing-no-build", lambda c: (
+    ["train", c.recipe({"data.dir": str(c.t / "none"), "data.build": False}), "--dry-run"],
+    ["none", "no dataset", "trmzoo data build maze"]))
+add("recipe", "dry-run-data-other-files", lambda c: (
+    ["train", c.recipe({"data.dir": str(c.folder("mine", {"notes.txt": "mine"}))}), "--dry-run"],
+    ["mine", "holds files but no dataset"]))
+add("recipe", "dry-run-data-of-another-task", lambda c: (
+    ["train", c.recipe({"task": {"name": "sudoku", "box_rows": 2, "box_cols": 2}}), "--dry-run"],
+    ["a maze dataset", "sudoku"]))
+add("recipe", "dry-run-data-test-split-missing", lambda c: (
+    ["train", c.recipe({"data.dir": str(c.copy(c.w.data, "d", leave_out="test"))}), "--dry-run"],
+    ["test/dataset.json", "cannot read"]))
 add("recipe", "prefix-does-not-fit", lambda c: (["train", c.recipe({"model.hidden_size": 8}), "--dry-run"],
                                                 ["recipe.yaml", "model", "prefix"]))
 add("recipe", "heads-too-many", lambda c: (["train", c.recipe({"model.backbone.num_heads": 64}), "--dry-run"],

@@ -346,3 +346,17 @@ def test_tensorboard_events_when_installed(base_run):
     assert [e.step for e in events.Scalars("eval/exact_accuracy")] == [6, 12]
     last = [r for r in read_metrics(base_run) if "loss" in r][-1]
     assert events.Scalars("loss")[-1].value == pytest.approx(last["loss"], abs=1e-5)
+
+
+def test_dry_run_reports_the_dataset_where_built_and_builds_nothing(maze_dir, tmp_path):
+    built = CliRunner().invoke(cli, ["train", str(RECIPE), "--dry-run", f"--set=data.dir={maze_dir}"])
+    assert built.exit_code == 0, built.output
+    train = json.loads((maze_dir / "train" / "dataset.json").read_text())
+    assert f"vocab {train['vocab_size']}, seq_len {train['seq_len']}" in built.output
+    assert built.output.strip().endswith(f"data {maze_dir}: built, {train['total_groups']} training puzzles")
+
+    missing = tmp_path / "data"
+    fresh = CliRunner().invoke(cli, ["train", str(RECIPE), "--dry-run", f"--set=data.dir={missing}"])
+    assert fresh.exit_code == 0, fresh.output
+    assert fresh.output.strip().endswith(f"data {missing}: not built yet; the run builds it")
+    assert not missing.exists()

@@ -188,16 +188,19 @@ def train(recipe, overrides, out, overwrite, resume, init_from, dry_run, quiet):
 
 
 def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None) -> None:
-    """The checks a real run makes before it touches data or files, without data or training."""
+    """The checks a real run makes before it trains, without building data, reading its arrays or training:
+    the recipe, the evaluation, ``--init-from``, the dataset's folder and ``dataset.json`` files where it is
+    built (the model then takes its sizes, as a run does), and the model, built on the meta device."""
     import torch
 
     from trmzoo import hub
     from trmzoo.api import load
+    from trmzoo.data.format import read_metadata
     from trmzoo.distributed import local_device
     from trmzoo.factory import build_model, create_task, resolve_model_config
     from trmzoo.recipe import load_recipe
     from trmzoo.registry import get_registry
-    from trmzoo.train.trainer import evaluation_strategy
+    from trmzoo.train.trainer import dataset_built, evaluation_strategy
 
     recipe = load_recipe(path, overrides)
     task = create_task(recipe.task)
@@ -207,12 +210,20 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None) -> No
         hub.split_hub_id(init_from)
     elif init_from and init_from not in get_registry().pretrained:  # a local folder: loaded, no download
         load(init_from)
-    config = resolve_model_config(recipe, task=task)
+    data_dir = Path(recipe.data.dir)
+    if dataset_built(recipe, task):
+        metadata = read_metadata(data_dir / "train" / "dataset.json")
+        read_metadata(data_dir / "test" / "dataset.json")
+        config = resolve_model_config(recipe, metadata)
+        data = f"data {data_dir}: built, {metadata.total_groups:,} training puzzles"
+    else:
+        config = resolve_model_config(recipe, task=task)
+        data = f"data {data_dir}: not built yet; the run builds it"
     with torch.device("meta"):  # shapes only: no memory, no data
         model = build_model(config)
     params, _ = model.parameter_counts()
     click.echo(f"{path}: valid; model {params:,} parameters (puzzle table excluded), "
-               f"task {task.name}, vocab {config.vocab_size}, seq_len {config.seq_len}")
+               f"task {task.name}, vocab {config.vocab_size}, seq_len {config.seq_len}; {data}")
 
 
 def _print_metrics(metrics: dict[str, float]) -> None:

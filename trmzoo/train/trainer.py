@@ -60,19 +60,29 @@ class TrainingError(TrmzooError):
     """Training cannot go on (a non-finite loss); the last good state was saved."""
 
 
-def prepare_data(recipe, task: Task, *, build: bool = True, progress: bool = True) -> Path:
-    """The recipe's dataset folder, built by the task when missing and allowed."""
+def dataset_built(recipe, task: Task) -> bool:
+    """Whether the recipe's dataset is there (it must be the task's); False where a run will build it.
+    Refuses, without touching anything, what a run could neither use nor build (also for ``--dry-run``)."""
     data_dir = Path(recipe.data.dir)
     if data_dir.exists() and not data_dir.is_dir():
         raise DataError(f"data.dir {data_dir}: is a file, not a dataset folder")
-    if not (data_dir / "train" / "dataset.json").exists():
-        if not (build and recipe.data.build):
-            raise DataError(f"{data_dir}: no dataset; build it with `trmzoo data build {task.name} --out {data_dir}`")
-        if data_dir.is_dir() and any(data_dir.iterdir()):
-            raise DataError(f"{data_dir}: holds files but no dataset (no train/dataset.json), so it is left alone; "
-                            "point data.dir at a dataset or a new folder")
+    if (data_dir / "train" / "dataset.json").exists():
+        check_dataset_task(data_dir, task.name, "recipe's task.name")
+        return True
+    if not recipe.data.build:
+        raise DataError(f"{data_dir}: no dataset; build it with `trmzoo data build {task.name} --out {data_dir}`")
+    if data_dir.is_dir() and any(data_dir.iterdir()):
+        raise DataError(f"{data_dir}: holds files but no dataset (no train/dataset.json), so it is left alone; "
+                        "point data.dir at a dataset or a new folder")
+    return False
+
+
+def prepare_data(recipe, task: Task, *, progress: bool = True) -> Path:
+    """The recipe's dataset folder, built by the task when missing and allowed."""
+    data_dir = Path(recipe.data.dir)
+    if not dataset_built(recipe, task):
         build_dataset(data_dir, lambda folder: task.build(folder, progress=progress), task_config=task.config)
-    check_dataset_task(data_dir, task.name, "recipe's task.name")
+        check_dataset_task(data_dir, task.name, "recipe's task.name")
     return data_dir
 
 
