@@ -153,9 +153,10 @@ def test_wrong_cycles_against_the_registry_entry_is_refused():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"vocab_size": 12}, r"vocab_size is 12 in the config but 10 in the weights \(embed_tokens\)"),
+    ({"vocab_size": 12}, r"vocab_size is 12 \(from the dataset's dataset.json or --vocab-size\) but 10 in the "
+                         r"weights \(embed_tokens\)"),
     ({"seq_len": 20}, None),  # rope attention: seq_len is not in the weights, nothing to compare
-    ({"num_puzzle_identifiers": 5}, r"num_puzzle_identifiers is 5 in the config but 3 in the weights"),
+    ({"num_puzzle_identifiers": 5}, r"num_puzzle_identifiers is 5 \(from the dataset's dataset.json\) but 3 in"),
 ])
 def test_sizes_that_disagree_with_the_weights_are_refused(change, message):
     state, config = _official()
@@ -174,7 +175,8 @@ def test_sizes_that_disagree_with_the_weights_are_refused(change, message):
     ("trm_mlp_t", {"mlp_t": False}, r"mlp_t=False but the weights have an MLP token mixer"),
     ("trm", {"expansion": 16}, r"expansion 16.0 \(SwiGLU width\) is 1024 in the config but 512"),
     ("transformers_baseline", {"num_heads": 4}, r"qkv_proj shape for num_heads 4 is \(96, 32\) in the config but \(90"),
-    ("trm_learned", {"puzzle_emb_len": 6}, r"seq_len \+ puzzle prefix is 22 in the config but 20 .*embed_pos"),
+    ("trm_learned", {"puzzle_emb_len": 6}, r"seq_len \+ puzzle prefix is 22 \(seq_len 16 from the dataset's dataset.json or "
+                                           r"--seq-len, prefix 6 from the config\) but 20 .*embed_pos"),
     ("hrm", {"H_layers": 1}, r"H_layers is 1 in the config but 2 in the weights"),
     ("trm_hier6", {"L_cycles": 4}, r"trm_hier6 needs L_cycles 6"),
     ("trm", {"name": "recursive_reasoning.trm@Other"}, r"arch.name 'recursive_reasoning.trm@Other' is not one of"),
@@ -257,5 +259,5 @@ def test_convert_command_reports_errors_on_one_line(tmp_path):
     ])
     assert result.exit_code == 1
     assert result.output.strip().startswith("error: ") and len(result.output.strip().splitlines()) == 1
-    assert "vocab_size is 12 in the config but 10 in the weights" in result.output
+    assert "vocab_size is 12 (from the dataset's dataset.json or --vocab-size) but 10 in the weights" in result.output
     assert not (tmp_path / "o").exists()

@@ -205,7 +205,7 @@ class OfficialConverter(Converter):
                 )
             resolved[key] = int(value)
         config = self.model_config(settings, resolved, source)
-        self.check_revealed(config, weights, prefix, source)
+        self.check_revealed(config, weights, prefix, source, given={key for key in SIZES if sizes.get(key) is not None})
         return config, self.state_dict(weights, source)
 
     # -- tensors -----------------------------------------------------------------------------------
@@ -236,8 +236,10 @@ class OfficialConverter(Converter):
             raise CheckpointError(f"{source}: unexpected tensors for {self.name.split('@')[0]}: {listed}")
         return state
 
-    def check_revealed(self, config: dict, weights: dict[str, torch.Tensor], prefix: int, source: str) -> None:
-        """Compare each setting the tensors reveal with the config, naming the setting on mismatch."""
+    def check_revealed(self, config: dict, weights: dict[str, torch.Tensor], prefix: int, source: str, *,
+                       given: set[str] = frozenset()) -> None:
+        """Compare each setting the tensors reveal with the config, naming the setting on mismatch and where
+        its value came from: the config, or ``given`` sizes (a dataset's ``dataset.json`` or the options)."""
         hidden = config["hidden_size"]
         total = config["seq_len"] + prefix
 
@@ -246,11 +248,17 @@ class OfficialConverter(Converter):
                 raise CheckpointError(f"{source}: missing tensor inner.{key}")
             return weights[key]
 
-        def check(setting: str, expected: Any, found: Any, where: str) -> None:
+        def origin(key: str) -> str:
+            option = {"vocab_size": " or --vocab-size", "seq_len": " or --seq-len"}.get(key, "")
+            return f"from the dataset's dataset.json{option}" if key in given else "from the config"
+
+        def check(setting: str, expected: Any, found: Any, where: str, source_of: str | None = None) -> None:
             if expected != found:
-                raise CheckpointError(
-                    f"{source}: {setting} is {expected} in the config but {found} in the weights ({where})"
-                )
+                source_of = source_of or ("in the config" if setting not in given else f"({origin(setting)})")
+                raise CheckpointError(f"{source}: {setting} is {expected} {source_of} but {found} in the weights "
+                                      f"({where})")
+
+        total_origin = f"(seq_len {config['seq_len']} {origin('seq_len')}, prefix {prefix} from the config)"
 
         embed = need("embed_tokens.embedding_weight")
         check("hidden_size", hidden, embed.shape[1], "embed_tokens")
@@ -285,7 +293,8 @@ class OfficialConverter(Converter):
                 shape = (3 * heads * head_dim, hidden) if proj == "qkv_proj" else (hidden, heads * head_dim)
                 check(f"the {proj} shape for num_heads {heads}", shape, tuple(tensor.shape), key)
             elif part == "mlp_t":
-                check("seq_len + puzzle prefix", total, tensor.shape[1 if proj == "gate_up_proj" else 0], key)
+                found = tensor.shape[1 if proj == "gate_up_proj" else 0]
+                check("seq_len + puzzle prefix", total, found, key, total_origin)
             elif proj == "gate_up_proj":
                 check(f"expansion {config['expansion']} (SwiGLU width)", 2 * width, tensor.shape[0], key)
         if config["puzzle_emb_ndim"]:
@@ -293,7 +302,8 @@ class OfficialConverter(Converter):
             check("puzzle_emb_ndim", config["puzzle_emb_ndim"], table.shape[1], "puzzle_emb.weights")
             check("num_puzzle_identifiers", config["num_puzzle_identifiers"], table.shape[0], "puzzle_emb.weights")
         if config["pos_encodings"] == "learned":
-            check("seq_len + puzzle prefix", total, need("embed_pos.embedding_weight").shape[0], "embed_pos")
+            found = need("embed_pos.embedding_weight").shape[0]
+            check("seq_len + puzzle prefix", total, found, "embed_pos", total_origin)
 
     def foreign_names(self, model):
         mixer = "mlp_t" if model.config.backbone.kind == "mlp" else "self_attn"
