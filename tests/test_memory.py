@@ -24,7 +24,7 @@ glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not _small_pages
                            reason="glibc's malloc with 4 KiB pages only")
 
 # Allocates and frees a 64 MiB tensor (above glibc's largest self-set mmap threshold, 32 MiB), writing
-# every page; prints the page faults of four rounds after three (the heap settles in the first ones).
+# every page; prints the page faults of each of five rounds after three (the heap settles in the first ones).
 MEASURE = """
 import resource, sys, torch
 {setup}
@@ -32,33 +32,35 @@ def round_trip():
     torch.empty(16 * 1024 * 1024).fill_(1.0)
 for _ in range(3):
     round_trip()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(4):
+for _ in range(5):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     round_trip()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
-PAGES = 4 * 64 * 1024 * 1024 // 4096
+ROUND_PAGES = 64 * 1024 * 1024 // 4096
 
 
 def faults(setup: str, **env: str) -> int:
+    """The page faults of a typical round (the median of five): a one-off event in one round, such as the
+    system taking a page back, does not decide the test."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "TRMZOO_KEEP"))}
     environ.update(env, OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", MEASURE.format(setup=setup)], env=environ,
                           capture_output=True, text=True, check=True)
-    return int(done.stdout.split()[-1])
+    return sorted(int(n) for n in done.stdout.split()[-5:])[2]
 
 
 @glibc
 def test_kept_memory_is_reused_without_faults():
-    assert faults("") >= PAGES  # by default each round maps fresh pages
-    assert faults("import trmzoo; assert trmzoo.keep_freed_memory()") < PAGES // 100
+    assert faults("") >= ROUND_PAGES  # by default each round maps fresh pages
+    assert faults("import trmzoo; assert trmzoo.keep_freed_memory()") < ROUND_PAGES // 100
 
 
 @glibc
 def test_the_command_line_keeps_freed_memory():
     run_cli = "from trmzoo.cli import main\nsys.argv = ['trmzoo', 'list']\ntry:\n    main()\nexcept SystemExit:\n    pass"
-    assert faults(run_cli) < PAGES // 100
-    assert faults(run_cli, TRMZOO_KEEP_FREED_MEMORY="0") >= PAGES
+    assert faults(run_cli) < ROUND_PAGES // 100
+    assert faults(run_cli, TRMZOO_KEEP_FREED_MEMORY="0") >= ROUND_PAGES
 
 
 @pytest.mark.parametrize("name, value", [("TRMZOO_KEEP_FREED_MEMORY", "0"), ("TRMZOO_KEEP_FREED_MEMORY", "False"),
