@@ -12,7 +12,7 @@ from typing import Callable
 from trmzoo.errors import TrmzooError, os_error_message
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it over ``path``,
     so a reader or a killed writer never leaves half a file under the real name."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
