@@ -280,8 +280,6 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
         folder = Path(submission).parent
         if not folder.is_dir():
             raise TrmzooError(f"--submission {submission}: the folder {folder} does not exist")
-        if Path(submission).is_dir():
-            raise TrmzooError(f"--submission {submission}: is a folder; give a file name")
         check_output_file(Path(submission), flag="--submission", overwrite=overwrite)
         if not hasattr(make_evaluator(task, data_dir, max_puzzles=1, options=evaluator_options), "write_submission"):
             raise TrmzooError(f"--submission: the {task.name} task writes no submission file")

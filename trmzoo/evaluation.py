@@ -26,9 +26,9 @@ from trmzoo.data.loader import eval_batches
 from trmzoo.distributed import DistInfo, broadcast_from_main, gather_to_main
 from trmzoo.errors import RecipeError
 from trmzoo.factory import make_strategy
+from trmzoo.files import atomic_write
 from trmzoo.strategy import Strategy, count_network_rows
 from trmzoo.task import Evaluator, Task
-from trmzoo.files import atomic_write
 
 
 def check_evaluator_options(task: Task, options: dict[str, Any], source: str = "evaluator option") -> dict[str, Any]:

@@ -128,9 +128,9 @@ def _reachable(repo_id: str, repo_type: str, revision: str | None, token: str | 
     """Whether the Hub answers at all (any answer but a failure to connect counts). The answer stands for a
     minute, so the files of one model or dataset cost one probe (up to a 10 s timeout when unreachable)."""
     key = (constants.ENDPOINT, repo_type, repo_id, revision)
-    answer, asked = _answers.get(key, (False, -ANSWER_KEPT_S))
-    if time.monotonic() - asked < ANSWER_KEPT_S:
-        return answer
+    kept = _answers.get(key)
+    if kept is not None and time.monotonic() - kept[1] < ANSWER_KEPT_S:
+        return kept[0]
     try:
         HfApi(library_name="trmzoo", library_version=__version__).repo_info(
             repo_id, repo_type=repo_type, revision=revision, token=token)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from trmzoo.errors import TrmzooError
-from trmzoo.run import METRICS_FILE, read_metrics
 from trmzoo.files import atomic_write
+from trmzoo.run import METRICS_FILE, read_metrics
 
 
 def _pyplot():

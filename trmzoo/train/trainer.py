@@ -82,7 +82,6 @@ def prepare_data(recipe, task: Task, *, progress: bool = True) -> Path:
     data_dir = Path(recipe.data.dir)
     if not dataset_built(recipe, task):
         build_dataset(data_dir, lambda folder: task.build(folder, progress=progress), task_config=task.config)
-        check_dataset_task(data_dir, task.name, "recipe's task.name")
     return data_dir
 
 
