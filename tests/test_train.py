@@ -277,6 +277,16 @@ def test_constant_schedule_ignores_the_cosine_floor(maze_dir, tmp_path):
     assert lrs == pytest.approx([5e-4, 1e-3, 1e-3, 1e-3])
 
 
+@pytest.mark.parametrize("sets", [["model.halting={kind: fixed, max_steps: 1}"],
+                                  ["train.curriculum=[{until_step: 2, max_steps: 1}]"]], ids=["single_pass", "curriculum"])
+def test_one_supervision_step_per_sample_trains(maze_dir, tmp_path, sets):
+    """A single pass (docs/baselines.md) has no minimum step count to explore: every batch is new."""
+    t = trainer(maze_dir, tmp_path / "run", *sets, "train.max_steps=3")
+    metrics = [t.train_step() for _ in range(3)]
+    assert all(torch.isfinite(m["loss"]) for m in metrics)
+    assert [(float(m["count"]), float(m["steps"])) for m in metrics[:2]] == [(16, 16)] * 2  # all halt after one step
+
+
 # -- the run folder: metrics, plot, eval, TensorBoard --------------------------------------------
 def test_run_folder_logs_train_and_eval_records(base_run):
     records = read_metrics(base_run)

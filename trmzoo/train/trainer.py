@@ -248,8 +248,11 @@ class Trainer:
         load_state_strict(self.model, state, f"--init-from {source}")
 
     # -- one step ----------------------------------------------------------------------------
-    def _explore(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exploration draws for the whole global batch, then this process's slice."""
+    def _explore(self, size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Exploration draws for the whole global batch, then this process's slice; None where a
+        sample gets one supervision step only (``halting.max_steps: 1``): there is nothing to explore."""
+        if self.model.halting.max_steps < 2:
+            return None
         g = self.recipe.train.global_batch_size
         uniform = torch.rand(g, generator=self.explore_rng)
         minimum = torch.randint(2, self.model.halting.max_steps + 1, (g,), generator=self.explore_rng, dtype=torch.int32)
