@@ -370,3 +370,19 @@ def test_dry_run_reports_the_dataset_where_built_and_builds_nothing(maze_dir, tm
     assert fresh.exit_code == 0, fresh.output
     assert fresh.output.strip().endswith(f"data {missing}: not built yet; the run builds it")
     assert not missing.exists()
+
+
+def test_dry_run_refuses_what_the_run_would_refuse_and_changes_nothing(maze_dir, base_run):
+    before = {p: p.read_bytes() for p in base_run.rglob("*") if p.is_file()}
+    dry = ["train", str(RECIPE), "--dry-run", f"--set=data.dir={maze_dir}"]
+    fits = CliRunner().invoke(cli, [*dry, "--init-from", str(base_run)])  # another puzzle count: its mean row
+    assert fits.exit_code == 0, fits.output
+    wider = CliRunner().invoke(cli, [*dry, "--init-from", str(base_run), "--set", "model.hidden_size=48"])
+    assert wider.exit_code == 1 and wider.output.startswith(f"error: --init-from {base_run}: ")
+    assert "has shape" in wider.output and len(wider.output.splitlines()) == 1
+    taken = CliRunner().invoke(cli, [*dry, "--out", str(base_run)])
+    assert taken.exit_code == 1 and f"continue it with --resume {base_run}" in taken.output
+    inside = CliRunner().invoke(cli, [*dry, "--out", str(base_run / "more")])
+    assert inside.exit_code == 1 and "is inside the run folder" in inside.output
+    assert CliRunner().invoke(cli, [*dry, "--out", str(base_run), "--overwrite"]).exit_code == 0
+    assert {p: p.read_bytes() for p in base_run.rglob("*") if p.is_file()} == before

@@ -180,36 +180,38 @@ def train(recipe, overrides, out, overwrite, resume, init_from, dry_run, quiet):
             raise TrmzooError("trmzoo train: give a RECIPE to start a run, or --resume RUN_DIR to continue one")
         path = str(resolve_recipe_path(recipe))
         if dry_run:
-            return _dry_run(path, tuple(overrides), init_from)
+            return _dry_run(path, tuple(overrides), init_from, out, overwrite)
         metrics = run_training(path, overrides=tuple(overrides), out=out, overwrite=overwrite, init_from=init_from,
                                progress=not quiet)
     if os.environ.get("RANK", "0") == "0":  # one report under torchrun
         _print_metrics(metrics)
 
 
-def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None) -> None:
+def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None, out: str | None, overwrite: bool) -> None:
     """The checks a real run makes before it trains, without building data, reading its arrays or training:
-    the recipe, the evaluation, ``--init-from``, the dataset's folder and ``dataset.json`` files where it is
-    built (the model then takes its sizes, as a run does), and the model, built on the meta device."""
+    the recipe, the evaluation, ``--out``, the dataset's folder and ``dataset.json`` files where it is
+    built (the model then takes its sizes, as a run does), the model, built on the meta device, and the
+    weights of a local ``--init-from`` against it (a pretrained name or Hub repository is not downloaded)."""
     import torch
 
     from trmzoo import hub
-    from trmzoo.api import load
     from trmzoo.data.format import read_metadata
     from trmzoo.distributed import local_device
     from trmzoo.factory import build_model, create_task, resolve_model_config
     from trmzoo.recipe import load_recipe
     from trmzoo.registry import get_registry
-    from trmzoo.train.trainer import dataset_built, evaluation_strategy
+    from trmzoo.train.trainer import check_run_folder, dataset_built, evaluation_strategy, init_state
+    from trmzoo.weights import check_state
 
     recipe = load_recipe(path, overrides)
     task = create_task(recipe.task)
     local_device(recipe.train.device)
     evaluation_strategy(recipe, task)
+    if out is not None:
+        check_run_folder(Path(out), overwrite=overwrite)
     if init_from and init_from.startswith(hub.HUB_PREFIX):
         hub.split_hub_id(init_from)
-    elif init_from and init_from not in get_registry().pretrained:  # a local folder: loaded, no download
-        load(init_from)
+    local_init = init_from and not init_from.startswith(hub.HUB_PREFIX) and init_from not in get_registry().pretrained
     data_dir = Path(recipe.data.dir)
     if dataset_built(recipe, task):
         metadata = read_metadata(data_dir / "train" / "dataset.json")
@@ -221,6 +223,8 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None) -> No
         data = f"data {data_dir}: not built yet; the run builds it"
     with torch.device("meta"):  # shapes only: no memory, no data
         model = build_model(config)
+    if local_init:  # a local folder: its weights must fit the model, as in the run
+        check_state(model.state_dict(), init_state(model, init_from), f"--init-from {init_from}")
     params, _ = model.parameter_counts()
     click.echo(f"{path}: valid; model {params:,} parameters (puzzle table excluded), "
                f"task {task.name}, vocab {config.vocab_size}, seq_len {config.seq_len}; {data}")

@@ -125,10 +125,18 @@ def check_safetensors(path: str | Path) -> None:
 
 def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], source: str, *,
                       names: dict[str, str] | None = None) -> None:
-    """Copy ``state`` into ``model``, cast to the model's dtypes; any missing, unexpected or misshapen
-    tensor is an error naming it (by ``names``, a converted checkpoint's own names, where given)."""
-    names = names or {}
+    """Copy ``state`` into ``model``, cast to the model's dtypes, once :func:`check_state` has passed."""
     expected = model.state_dict()
+    check_state(expected, state, source, names=names)
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def check_state(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str, *,
+                names: dict[str, str] | None = None) -> None:
+    """Refuse ``state`` for a model whose state dict is ``expected`` (it may live on the meta device): any
+    missing, unexpected or misshapen tensor, or one with NaN, is an error naming it (by ``names``, a
+    converted checkpoint's own names, where given)."""
+    names = names or {}
 
     def listed(keys: list[str]) -> str:
         shown = ", ".join(names.get(k, k) for k in keys[:5])
@@ -148,7 +156,6 @@ def load_state_strict(model: RecursiveModel, state: dict[str, torch.Tensor], sou
             raise CheckpointError(f"{source}: {name} holds {tensor.dtype} values, the model expects {want.dtype}")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{source}: {name} holds NaN or infinite values (a damaged file, or a run that diverged)")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
 def components(model_args: Any, provenance: Provenance) -> dict[str, str]:

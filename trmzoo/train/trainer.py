@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from trmzoo import distributed as D
 from trmzoo.api import load
-from trmzoo.core.model import Carry
+from trmzoo.core.model import Carry, RecursiveModel
 from trmzoo.core.provenance import DataProvenance, Provenance
 from trmzoo.core.supervision import IGNORE_LABEL, LOSSES, supervision_loss
 from trmzoo.core.trajectories import best_trajectory, replicate, select
@@ -58,6 +58,27 @@ from trmzoo.yamlio import read_yaml
 
 class TrainingError(TrmzooError):
     """Training cannot go on (a non-finite loss); the last good state was saved."""
+
+
+def init_state(model: RecursiveModel, source: str) -> dict[str, torch.Tensor]:
+    """The trained weights ``--init-from source`` starts ``model`` from: a puzzle table of another
+    size is replaced by its mean row (``model`` may live on the meta device)."""
+    state = load(source).state_dict()
+    own = model.state_dict()
+    key = PUZZLE_KEY
+    if key in state and key in own and state[key].shape[1:] == own[key].shape[1:] \
+            and state[key].shape != own[key].shape:
+        state[key] = state[key].mean(dim=0, keepdim=True).expand(own[key].shape).contiguous()
+    return state
+
+
+def check_run_folder(run_dir: Path, *, overwrite: bool) -> bool:
+    """Refuse a ``--out`` folder a new run cannot take: inside another run, or holding anything but a
+    run that ``overwrite`` replaces. Returns whether the run there is replaced. Changes nothing."""
+    if (inside := enclosing_run(run_dir)) is not None:
+        raise TrmzooError(f"{run_dir}: is inside the run folder {inside}, which it would damage; pick another --out")
+    return check_output_dir(run_dir, what="run", overwrite=overwrite, is_replaceable=is_replaceable_run,
+                            hint=f"continue it with --resume {run_dir}, " if (run_dir / RESUME_FILE).exists() else "")
 
 
 def dataset_built(recipe, task: Task) -> bool:
@@ -238,14 +259,7 @@ class Trainer:
         )
 
     def _init_from(self, source: str) -> None:
-        """Start from trained weights; a puzzle table of another size is replaced by its mean row."""
-        state = load(source).state_dict()
-        own = self.model.state_dict()
-        key = PUZZLE_KEY
-        if key in state and key in own and state[key].shape[1:] == own[key].shape[1:] \
-                and state[key].shape != own[key].shape:
-            state[key] = state[key].mean(dim=0, keepdim=True).expand_as(own[key]).contiguous()
-        load_state_strict(self.model, state, f"--init-from {source}")
+        load_state_strict(self.model, init_state(self.model, source), f"--init-from {source}")
 
     # -- one step ----------------------------------------------------------------------------
     def _explore(self, size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -593,11 +607,7 @@ def train(
             resume = _continue_after_restart(run_dir, recipe)
             overwrite = resume is None  # killed before its first checkpoint: start again in its own folder
         else:
-            if (inside := enclosing_run(run_dir)) is not None:
-                raise TrmzooError(f"{run_dir}: is inside the run folder {inside}, which it would damage; pick another --out")
-            overwrite = check_output_dir(run_dir, what="run", overwrite=overwrite, is_replaceable=is_replaceable_run,
-                                         hint=f"continue it with --resume {run_dir}, " if (run_dir / RESUME_FILE).exists()
-                                         else "")
+            overwrite = check_run_folder(run_dir, overwrite=overwrite)
     trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
     if resume:
         try:
