@@ -7,8 +7,8 @@ steps, no early exit), and wall time. Strategies that use the task's ``verify`` 
 drawn apart: they know the rules, a pure model does not.
 
     trmzoo train recipes/sudoku_cpu.yaml --set task.box_cols=3 --set "task.givens=[10, 20]" \\
-        --set data.dir=data/sudoku6_cpu --out runs/sudoku6_cpu
-    python benchmarks/test_time_scaling.py runs/sudoku6_cpu --data data/sudoku6_cpu --threads 2 \\
+        --set data.dir=data/sudoku6_att_cpu --out runs/sudoku6_att_cpu
+    python benchmarks/test_time_scaling.py runs/sudoku6_att_cpu --data data/sudoku6_att_cpu --threads 2 \\
         --out tts_sudoku6.json --png tts_sudoku6.png
 
 Writes a markdown table to stdout, everything to ``--out`` (JSON) and the curves to ``--png``.

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
@@ -125,18 +125,39 @@ def write_task(root: str | Path, task_config: BaseModel) -> None:
     (Path(root) / TASK_FILE).write_text(json.dumps(task_config.model_dump(mode="json")) + "\n")
 
 
-def dataset_task(root: str | Path) -> str | None:
-    """The task a dataset was built by (its ``task.json``), or None when it does not say (official builds)."""
+def read_task(root: str | Path) -> dict[str, Any] | None:
+    """The task config a dataset was built with (its ``task.json``), or None when it has none (official builds)."""
     path = Path(root) / TASK_FILE
     if not path.is_file():
         return None
     try:
-        name = json.loads(path.read_text()).get("name")
+        task = json.loads(path.read_text())
+        name = task.get("name")
     except (OSError, ValueError, AttributeError) as exc:
         raise DataError(f"{path}: unreadable ({type(exc).__name__}); rebuild the dataset") from None
     if not isinstance(name, str):
         raise DataError(f"{path}: no task name; rebuild the dataset")
-    return name
+    return task
+
+
+def dataset_task(root: str | Path) -> str | None:
+    """The task a dataset was built by, or None when it does not say (official builds)."""
+    task = read_task(root)
+    return None if task is None else task["name"]
+
+
+def check_built_with(root: str | Path, task_config: BaseModel) -> None:
+    """Refuse a dataset built with other options than the recipe's ``task`` section (those its
+    ``task.json`` records), which a run would train on while recording the recipe's."""
+    built, wanted = read_task(root) or {}, task_config.model_dump(mode="json")
+    differ = [key for key in built if key in wanted and built[key] != wanted[key]]
+    if differ:
+        def shown(value: Any) -> str:
+            return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        said = ", ".join(f"task.{k} {shown(built[k])} (recipe: {shown(wanted[k])})" for k in differ[:4])
+        flags = " ".join(f"--set task.{k}={shown(built[k])}" for k in differ)
+        raise DataError(f"{root}: built with other task options ({TASK_FILE}): {said}{' ...' if len(differ) > 4 else ''}; "
+                        f"train on it with {flags}, or point data.dir at a new folder")
 
 
 def check_dataset_task(root: str | Path, task: str, whose: str) -> None:
