@@ -92,7 +92,7 @@ def world(tmp_path_factory) -> World:
 def small(data: Path) -> list[str]:
     """``--set`` options that make the tiny recipe train in a fraction of a second on ``data``."""
     values = {"data.dir": data, "train.max_steps": 2, "train.lr_warmup_steps": 1, "train.global_batch_size": 4,
-              "eval.batch_size": 4, "task.size": 5, "task.min_path_length": 2}
+              "eval.batch_size": 4, "task.size": 5, "task.min_path_length": 2, "task.num_train": 8, "task.num_test": 4}
     return [part for key, value in values.items() for part in ("--set", f"{key}={value}")]
 
 
@@ -112,6 +112,7 @@ class Ctx:
             return path
         data = yaml.safe_load(RECIPE.read_text())
         data["data"]["dir"] = str(self.w.data)
+        data["task"].update(size=5, min_path_length=2, num_train=8, num_test=4)  # as the world's data was built
         for dotted, value in (changes or {}).items():
             *parents, last = dotted.split(".")
             node = data
@@ -227,6 +228,19 @@ add("recipe", "dry-run-data-other-files", lambda c: (
 add("recipe", "dry-run-data-of-another-task", lambda c: (
     ["train", c.recipe({"task": {"name": "sudoku", "box_rows": 2, "box_cols": 2}}), "--dry-run"],
     ["a maze dataset", "sudoku"]))
+add("recipe", "data-built-with-other-options", lambda c: (
+    ["train", c.recipe({"task.num_test": 9, "task.min_path_length": 3}), "--out", c.t / "run"],
+    ["task.min_path_length 2 (recipe: 3), task.num_test 4 (recipe: 9)",
+     "--set task.min_path_length=2 --set task.num_test=4", "new folder"]))
+add("recipe", "dry-run-autocast-in-float32", lambda c: (["train", c.recipe({"train.autocast": True}), "--dry-run"],
+                                                    ["train.autocast", "bfloat16"]))
+add("recipe", "dry-run-freeze-without-table", lambda c: (
+    ["train", c.recipe({"train.freeze_weights": True, "model.puzzle_emb_ndim": 0}), "--dry-run"],
+    ["train.freeze_weights", "no puzzle embedding"]))
+add("recipe", "dry-run-curriculum-depth-of-another-recursion", lambda c: (
+    ["train", c.recipe({"train.curriculum": [{"until_step": 1, "L_cycles": 1}],
+                        "model.recursion": {"kind": "direct", "layers": 1}}), "--dry-run"],
+    ["train.curriculum.0.L_cycles", "no L_cycles"]))
 add("recipe", "dry-run-data-test-split-missing", lambda c: (
     ["train", c.recipe({"data.dir": str(c.copy(c.w.data, "d", leave_out="test"))}), "--dry-run"],
     ["test/dataset.json", "cannot read"]))
@@ -706,7 +720,7 @@ def test_a_full_disk_while_checkpointing_names_the_checkpoint_and_leaves_no_part
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     message = error_message(result.output)
     assert str(tmp_path / "run" / "resume.pt") in message and "no space left" in message, message
-    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temporary file left
+    assert list(tmp_path.iterdir()) == []  # no temporary file, and no run folder without a checkpoint
 
 
 # -- the boundary itself -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ that fails or that was not asked to replace it: replacing a run, a dataset or a 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from click.testing import CliRunner
 
 from test_train import RECIPE
 from trmzoo.cli import cli
+from trmzoo.errors import TrmzooError
+from trmzoo.train.trainer import Trainer
 from trmzoo.run import read_metrics
 from trmzoo.files import atomic_write
 
@@ -53,7 +56,7 @@ def data(tmp_path_factory) -> Path:
 def sets(data: Path, steps: int = 2) -> list[str]:
     return ["--set", f"data.dir={data}", "--set", f"train.max_steps={steps}", "--set", "train.lr_warmup_steps=1",
             "--set", "train.global_batch_size=4", "--set", "eval.batch_size=4", "--set", "task.size=5",
-            "--set", "task.min_path_length=2", "--quiet"]
+            "--set", "task.min_path_length=2", "--set", "task.num_train=8", "--set", "task.num_test=4", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +115,48 @@ def test_overwrite_replaces_a_run_and_an_empty_folder_is_free(user):
     (user / "empty").mkdir()
     assert invoke("train", RECIPE, "--out", user / "empty", *sets(user / "data", steps=1)).exit_code == 0
     assert (user / "empty" / "resume.pt").exists()
+
+
+def test_a_batch_larger_than_an_epoch_is_refused_before_the_old_run_is_touched(user, monkeypatch):
+    before = snapshot(user)
+    monkeypatch.setattr(Trainer, "fit", lambda self: pytest.fail("the run started"))
+    refused(invoke("train", RECIPE, "--out", user / "run", "--overwrite", *sets(user / "data"),
+                   "--set", "train.global_batch_size=64"), "fewer examples in an epoch", "train.global_batch_size 64")
+    assert snapshot(user) == before
+
+
+def failing_at_step(step: int, exc: BaseException):
+    """A ``Trainer.train_step`` that raises ``exc`` at ``step`` (1 = the first)."""
+    real = Trainer.train_step
+
+    def train_step(self):
+        if self.state.step + 1 == step:
+            raise exc
+        return real(self)
+    return train_step
+
+
+@pytest.mark.parametrize("exc", [TrmzooError("injected"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_out_as_it_was(user, monkeypatch, exc):
+    (user / "empty").mkdir()
+    before = snapshot(user)
+    monkeypatch.setattr(Trainer, "train_step", failing_at_step(2, exc))
+    for out, extra in [("run", ["--overwrite"]), ("empty", []), ("new", [])]:
+        result = invoke("train", RECIPE, "--out", user / out, *extra, *sets(user / "data", steps=3))
+        assert result.exit_code == 1, result.output
+        assert snapshot(user) == before, out  # the old run back, the empty folder empty, no new folder
+
+
+def test_the_first_checkpoint_makes_the_new_run_final(user, monkeypatch):
+    old = snapshot(user / "run")
+    monkeypatch.setattr(Trainer, "train_step", failing_at_step(3, TrmzooError("injected")))
+    result = invoke("train", RECIPE, "--out", user / "run", "--overwrite", *sets(user / "data", steps=4),
+                    "--set", "train.checkpoint_interval=2")
+    assert result.exit_code == 1, result.output
+    assert snapshot(user / "run") != old and json.loads((user / "run" / "weights" / "config.json").read_text())["step"] == 2
+    assert not list(user.glob(".run.*"))  # the old run is gone, not kept hidden
+    monkeypatch.undo()
+    assert invoke("train", "--resume", user / "run", "--quiet").exit_code == 0
 
 
 def test_a_refused_resume_changes_no_file(user):

@@ -200,7 +200,9 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None, out: 
     from trmzoo.factory import build_model, create_task, resolve_model_config
     from trmzoo.recipe import load_recipe
     from trmzoo.registry import get_registry
-    from trmzoo.train.trainer import check_run_folder, dataset_built, evaluation_strategy, init_state
+    from trmzoo.train.trainer import (
+        check_run_folder, check_training_settings, dataset_built, evaluation_strategy, init_state, planned_steps,
+    )
     from trmzoo.weights import check_state
 
     recipe = load_recipe(path, overrides)
@@ -217,10 +219,12 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None, out: 
         metadata = read_metadata(data_dir / "train" / "dataset.json")
         read_metadata(data_dir / "test" / "dataset.json")
         config = resolve_model_config(recipe, metadata)
+        planned_steps(recipe, metadata)
         data = f"data {data_dir}: built, {metadata.total_groups:,} training puzzles"
     else:
         config = resolve_model_config(recipe, task=task)
         data = f"data {data_dir}: not built yet; the run builds it"
+    check_training_settings(recipe, config)
     with torch.device("meta"):  # shapes only: no memory, no data
         model = build_model(config)
     if local_init:  # a local folder: its weights must fit the model, as in the run

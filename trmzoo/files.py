@@ -106,13 +106,39 @@ def _process_alive(pid: str) -> bool:
     return True
 
 
-def replace_dir(path: Path, *, replace: bool) -> None:
-    """Create ``path`` for a new run; with ``replace``, its old content is removed first."""
-    try:
-        if replace:
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if exc.filename is None:
-            exc.filename = str(path)
-        raise TrmzooError(f"{os_error_message(exc)}; cannot create the run folder") from None
+class NewFolder:
+    """A folder a command makes anew (a run's), which it can still take back: ``path`` is created, and
+    its old content (with ``replace``) set aside in a hidden folder beside it. :meth:`keep` makes the
+    change final (the old content is removed); :meth:`undo` puts back what was there before the command,
+    so one that fails before its first result leaves the folder as it found it."""
+
+    def __init__(self, path: Path, *, replace: bool) -> None:
+        self.path, self.old, self.made, self.kept = path, None, not path.exists(), False
+        try:
+            if replace:
+                self.old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+                shutil.rmtree(self.old, ignore_errors=True)
+                os.replace(path, self.old)
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if self.old is not None and self.old.exists() and not path.exists():
+                os.replace(self.old, path)
+            if exc.filename is None:
+                exc.filename = str(path)
+            raise TrmzooError(f"{os_error_message(exc)}; cannot create the run folder") from None
+
+    def keep(self) -> None:
+        if self.old is not None:
+            shutil.rmtree(self.old, ignore_errors=True)
+        self.old, self.kept = None, True
+
+    def undo(self) -> None:
+        """Put back what was there, unless :meth:`keep` has made the change final."""
+        if self.kept:
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self.old is not None:
+            os.replace(self.old, self.path)
+        elif not self.made:
+            self.path.mkdir()  # it was an empty folder
+        self.kept = True

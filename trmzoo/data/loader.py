@@ -63,7 +63,7 @@ class TrainBatches:
         self.seed, self.rank = seed, rank
         self.augment = augment
         self.epoch, self.batch = 0, 0
-        self._plan: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._plan: list[tuple[np.ndarray, np.ndarray]] | None = self._epoch_plan(0)  # a split too small fails now
 
     def _epoch_plan(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """All full batches of one epoch as (example indices, puzzle indices)."""

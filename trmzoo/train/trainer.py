@@ -34,14 +34,15 @@ from trmzoo.core.provenance import DataProvenance, Provenance
 from trmzoo.core.supervision import IGNORE_LABEL, LOSSES, supervision_loss
 from trmzoo.core.trajectories import best_trajectory, replicate, select
 from trmzoo.data.format import (
-    build_dataset, build_fingerprint, check_dataset_task, embedding_fingerprint, read_identifiers, read_split,
+    DatasetMetadata, build_dataset, build_fingerprint, check_built_with, check_dataset_task, embedding_fingerprint, read_identifiers,
+    read_split,
 )
 from trmzoo.data.loader import Augment, TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
 from trmzoo.evaluation import check_evaluator_options, evaluate
 from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
 from trmzoo.recipe import dump_recipe, validate_recipe
-from trmzoo.files import atomic_write, check_output_dir, replace_dir
+from trmzoo.files import NewFolder, atomic_write, check_output_dir
 from trmzoo.run import (
     LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, enclosing_run, is_replaceable_run,
     new_run_dir, read_metrics,
@@ -81,6 +82,33 @@ def check_run_folder(run_dir: Path, *, overwrite: bool) -> bool:
                             hint=f"continue it with --resume {run_dir}, " if (run_dir / RESUME_FILE).exists() else "")
 
 
+def check_training_settings(recipe, config) -> None:
+    """The training settings that must fit the model's config (also for ``--dry-run``)."""
+    cfg = recipe.train
+    if cfg.autocast and config.forward_dtype == "float32":
+        raise RecipeError("train.autocast: needs model.forward_dtype bfloat16 (float32 needs no autocast)")
+    if cfg.freeze_weights and not config.puzzle_emb_ndim:
+        raise RecipeError("train.freeze_weights: the model has no puzzle embedding (model.puzzle_emb_ndim is 0)"
+                          " so nothing would be trained")
+    recursion = config.recursion
+    for i, stage in enumerate(cfg.curriculum):  # each depth a stage sets must be one the recursion has and can change
+        for key in ("H_cycles", "L_cycles"):
+            if getattr(stage, key) is not None and key not in type(recursion).model_fields:
+                raise RecipeError(f"train.curriculum.{i}.{key}: the recursion {recursion.kind!r} has no {key}")
+        if stage.L_cycles is not None and getattr(recursion, "latents", None) == "multiscale":
+            raise RecipeError(f"train.curriculum.{i}.L_cycles: multiscale latents keep one state per L cycle, "
+                              "so n cannot change during training")
+
+
+def planned_steps(recipe, metadata: DatasetMetadata) -> int:
+    """``train.max_steps``, or the optimizer steps of ``train.epochs`` over the training split."""
+    cfg = recipe.train
+    steps = cfg.max_steps or int(cfg.epochs * metadata.total_groups * metadata.mean_puzzle_examples / cfg.global_batch_size)
+    if steps <= 0:
+        raise RecipeError("train.max_steps: the run would take 0 steps (raise train.epochs or set train.max_steps)")
+    return steps
+
+
 def dataset_built(recipe, task: Task) -> bool:
     """Whether the recipe's dataset is there (it must be the task's); False where a run will build it.
     Refuses, without touching anything, what a run could neither use nor build (also for ``--dry-run``)."""
@@ -89,6 +117,7 @@ def dataset_built(recipe, task: Task) -> bool:
         raise DataError(f"data.dir {data_dir}: is a file, not a dataset folder")
     if (data_dir / "train" / "dataset.json").exists():
         check_dataset_task(data_dir, task.name, "recipe's task.name")
+        check_built_with(data_dir, task.config)
         return True
     if not recipe.data.build:
         raise DataError(f"{data_dir}: no dataset; build it with `trmzoo data build {task.name} --out {data_dir}`")
@@ -141,10 +170,9 @@ class Trainer:
         read_split(self.data_dir, "test", mmap=True)  # a damaged test split fails now, not after the training
         torch.manual_seed(cfg.seed)
         config = resolve_model_config(recipe, self.metadata)
+        check_training_settings(recipe, config)
         self.autocast_dtype = None
         if cfg.autocast:
-            if config.forward_dtype == "float32":
-                raise RecipeError("train.autocast: needs model.forward_dtype bfloat16 (float32 needs no autocast)")
             self.autocast_dtype = getattr(torch, config.forward_dtype)
             config = config.model_copy(update={"forward_dtype": "float32"})
         self.model = build_model(config).to(self.device)
@@ -157,17 +185,9 @@ class Trainer:
             rank=self.dist.rank, world_size=self.dist.world_size,
             augment=self._augmenter() if cfg.augment else None,
         )
-        self._check_curriculum()
-        self.max_steps = cfg.max_steps or int(
-            cfg.epochs * self.metadata.total_groups * self.metadata.mean_puzzle_examples / cfg.global_batch_size
-        )
-        if self.max_steps <= 0:
-            raise RecipeError("train.max_steps: the run would take 0 steps (raise train.epochs or set train.max_steps)")
+        self.max_steps = planned_steps(recipe, self.metadata)
         self.optimizer = None
         if cfg.freeze_weights:
-            if self.model.puzzle_emb is None:
-                raise RecipeError("train.freeze_weights: the model has no puzzle embedding (model.puzzle_emb_ndim is 0)"
-                                  " so nothing would be trained")
             for p in self.model.parameters():
                 p.requires_grad_(False)
         else:
@@ -187,6 +207,8 @@ class Trainer:
         # Batch-dependent random draws (halting exploration) come from one seed shared by all processes.
         self.explore_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.state = TrainState(step=0, carry=None)
+        self.new_folder: NewFolder | None = None
+        """The run folder as this command made it, put back as it was if the run fails before its first checkpoint."""
         self.tensorboard = None
         if cfg.compile:
             self.model.compile()  # the whole supervision step, training and evaluation
@@ -208,17 +230,6 @@ class Trainer:
             return new_inputs, new_labels
 
         return augment
-
-    def _check_curriculum(self) -> None:
-        """Each depth a stage sets must be one the recursion has and can change."""
-        recursion = self.model.recursion.config
-        for i, stage in enumerate(self.recipe.train.curriculum):
-            for key in ("H_cycles", "L_cycles"):
-                if getattr(stage, key) is not None and key not in type(recursion).model_fields:
-                    raise RecipeError(f"train.curriculum.{i}.{key}: the recursion {recursion.kind!r} has no {key}")
-            if stage.L_cycles is not None and getattr(recursion, "latents", None) == "multiscale":
-                raise RecipeError(f"train.curriculum.{i}.L_cycles: multiscale latents keep one state per L cycle, "
-                                  "so n cannot change during training")
 
     @contextmanager
     def _stage(self, step: int):
@@ -499,6 +510,8 @@ class Trainer:
                 "ema": self.ema.state_dict() if self.ema is not None else {},
             }
             atomic_write(self.run_dir / RESUME_FILE, lambda tmp: torch.save(resume, tmp))
+            if self.new_folder is not None:  # the run's first checkpoint: the run folder is final
+                self.new_folder.keep()
         D.barrier(self.dist)
 
     def _global_carry(self, carry: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -616,15 +629,20 @@ def train(
             if not overrides:
                 raise
             raise type(exc)(f"{exc} (with --set {', --set '.join(overrides)})") from None
-    if trainer.dist.is_main:  # on --resume, records the overrides given
-        if not resume:
-            replace_dir(run_dir, replace=overwrite)
-            if D.elastic_run_id() is not None:
-                launch = json.dumps({"torchelastic_run_id": D.elastic_run_id()})
-                atomic_write(run_dir / LAUNCH_FILE, lambda tmp: tmp.write_text(launch + "\n"))
-        atomic_write(run_dir / RECIPE_FILE, lambda tmp: tmp.write_text(dump_recipe(recipe)))
-    D.barrier(trainer.dist)
-    metrics = trainer.fit()
+    try:
+        if trainer.dist.is_main:  # on --resume, records the overrides given
+            if not resume:
+                trainer.new_folder = NewFolder(run_dir, replace=overwrite)
+                if D.elastic_run_id() is not None:
+                    launch = json.dumps({"torchelastic_run_id": D.elastic_run_id()})
+                    atomic_write(run_dir / LAUNCH_FILE, lambda tmp: tmp.write_text(launch + "\n"))
+            atomic_write(run_dir / RECIPE_FILE, lambda tmp: tmp.write_text(dump_recipe(recipe)))
+        D.barrier(trainer.dist)
+        metrics = trainer.fit()
+    except BaseException:  # an error or Ctrl-C before the first checkpoint: --out as it was
+        if trainer.new_folder is not None:
+            trainer.new_folder.undo()
+        raise
     D.shutdown(trainer.dist)  # on an error, torchrun ends the other processes instead
     return metrics
 
