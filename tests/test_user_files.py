@@ -15,9 +15,12 @@ from click.testing import CliRunner
 from test_train import RECIPE
 from trmzoo.cli import cli
 from trmzoo.errors import TrmzooError
-from trmzoo.train.trainer import Trainer
-from trmzoo.run import read_metrics
 from trmzoo.files import atomic_write
+from trmzoo.run import read_metrics
+from trmzoo.train.trainer import Trainer
+
+OFFICIAL = Path(__file__).parent / "data" / "official" / "trm"
+
 
 def maze(**changes) -> list[str]:
     """``trmzoo data build maze`` options of a tiny generated maze dataset."""
@@ -182,6 +185,18 @@ def test_data_build_onto_a_dataset_or_a_folder_is_refused(user):
             "already holds a dataset")
     refused(invoke("data", "build", "maze", "--out", user / "notes", "--overwrite", *maze()), "not a dataset folder")
     refused(invoke("data", "build", "maze", "--out", user / "a-file", *maze()), "is a file", status=2)
+    refused(invoke("data", "build", "maze", "--out", user / "weights", "--overwrite", *maze()), "not a dataset folder")
+    for inside in ("weights", "more"):
+        refused(invoke("data", "build", "maze", "--out", user / "run" / inside, "--overwrite", *maze()),
+                f"is inside the run folder {user / 'run'}")
+    assert snapshot(user) == before
+
+
+def test_convert_never_writes_into_a_run(user):
+    before = snapshot(user)
+    for inside in ("weights", "more"):
+        refused(invoke("convert", OFFICIAL / "step_0", "--config", OFFICIAL / "all_config.yaml", "--data", OFFICIAL,
+                       "--out", user / "run" / inside, "--overwrite"), f"is inside the run folder {user / 'run'}")
     assert snapshot(user) == before
 
 

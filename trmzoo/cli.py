@@ -520,15 +520,16 @@ def data():
 def data_build(ctx, task_name, out, overwrite):
     """Build TASK_NAME's dataset into --out; any other --option sets a field of the task's config
     (e.g. --num-aug 1000, --subsets training evaluation)."""
-    from trmzoo.data.format import build_dataset, build_fingerprint, read_identifiers, embedding_fingerprint
+    from pydantic import ValidationError
+
+    from trmzoo.data.format import build_dataset, build_fingerprint, embedding_fingerprint, read_identifiers
+    from trmzoo.recipe import format_validation_error
     from trmzoo.registry import lookup
+    from trmzoo.run import check_not_inside_run
 
     task_cls = lookup("task", task_name).task_cls
     options = _parse_task_options(task_cls.Config, ctx.args)
-    from pydantic import ValidationError
-
-    from trmzoo.recipe import format_validation_error
-
+    check_not_inside_run(out)
     try:
         config = task_cls.Config.model_validate({"name": task_name, **options})
     except ValidationError as exc:
@@ -592,9 +593,11 @@ def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len, overwri
     """Convert an official TRM/HRM checkpoint (a step_N file) to a trmzoo model folder."""
     from trmzoo.convert import load_official_checkpoint
     from trmzoo.files import build_dir, check_output_dir
+    from trmzoo.run import check_not_inside_run
     from trmzoo.weights import CONFIG_FILE, save_pretrained
 
     out = Path(out)
+    check_not_inside_run(out)
     check_output_dir(out, what="model", overwrite=overwrite, is_replaceable=lambda p: (p / CONFIG_FILE).is_file())
     model = load_official_checkpoint(checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len)
     build_dir(out, lambda folder: save_pretrained(model, folder, location=str(out)), what="model")

@@ -46,6 +46,12 @@ def enclosing_run(path: str | Path) -> Path | None:
     return parent if runs else None
 
 
+def check_not_inside_run(path: str | Path) -> None:
+    """Refuse an output folder directly inside a run (its ``weights/``, say), which writing there would damage."""
+    if (inside := enclosing_run(path)) is not None:
+        raise DataError(f"{path}: is inside the run folder {inside}, which it would damage; pick another --out")
+
+
 def new_run_dir(recipe_path: str) -> Path:
     """``runs/<recipe name>-<date>-<time>``: the default folder of a new run."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -94,10 +94,9 @@ def write_split(root: str | Path, split: str, arrays: SplitArrays, metadata: Dat
 
 
 def is_dataset_dir(path: str | Path) -> bool:
-    """Whether ``path`` holds a dataset in this format (a split's ``dataset.json`` or ``identifiers.json``)."""
-    path = Path(path)
-    return (path / IDENTIFIERS_FILE).exists() or any(
-        (split / "dataset.json").exists() for split in path.iterdir() if split.is_dir())
+    """Whether ``path`` holds a dataset in this format (a split's ``dataset.json``; a weight folder's
+    ``identifiers.json`` alone does not make one)."""
+    return any((split / "dataset.json").exists() for split in Path(path).iterdir() if split.is_dir())
 
 
 def build_dataset(out_dir: str | Path, build: Callable[[Path], None], *, overwrite: bool = False,

@@ -44,7 +44,7 @@ from trmzoo.factory import build_model, create_task, make_strategy, resolve_mode
 from trmzoo.recipe import dump_recipe, validate_recipe
 from trmzoo.files import NewFolder, atomic_write, check_output_dir
 from trmzoo.run import (
-    LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, enclosing_run, is_replaceable_run,
+    LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, check_not_inside_run, is_replaceable_run,
     new_run_dir, read_metrics,
 )
 from trmzoo.strategy import Strategy
@@ -76,8 +76,7 @@ def init_state(model: RecursiveModel, source: str) -> dict[str, torch.Tensor]:
 def check_run_folder(run_dir: Path, *, overwrite: bool) -> bool:
     """Refuse a ``--out`` folder a new run cannot take: inside another run, or holding anything but a
     run that ``overwrite`` replaces. Returns whether the run there is replaced. Changes nothing."""
-    if (inside := enclosing_run(run_dir)) is not None:
-        raise TrmzooError(f"{run_dir}: is inside the run folder {inside}, which it would damage; pick another --out")
+    check_not_inside_run(run_dir)
     return check_output_dir(run_dir, what="run", overwrite=overwrite, is_replaceable=is_replaceable_run,
                             hint=f"continue it with --resume {run_dir}, " if (run_dir / RESUME_FILE).exists() else "")
 
