@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,6 +150,31 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_out_as_it_was(user,
         result = invoke("train", RECIPE, "--out", user / out, *extra, *sets(user / "data", steps=3))
         assert result.exit_code == 1, result.output
         assert snapshot(user) == before, out  # the old run back, the empty folder empty, no new folder
+
+
+STOPPED_AT_STEP_2 = """
+import os, signal, sys
+from trmzoo.train.trainer import Trainer
+real, stop = Trainer.train_step, getattr(signal, sys.argv.pop(1))
+def train_step(self):
+    if self.state.step == 1:
+        os.kill(os.getpid(), stop)
+    return real(self)
+Trainer.train_step = train_step
+from trmzoo.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_stopped_command_says_so_in_one_line_and_leaves_out_as_it_was(user, signal_name):
+    before = snapshot(user)
+    stopped = subprocess.run([sys.executable, "-c", STOPPED_AT_STEP_2, signal_name, "train", str(RECIPE),
+                              "--out", str(user / "run"), "--overwrite", *map(str, sets(user / "data", steps=3))],
+                             capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1].startswith("error: interrupted; nothing half-written is left")
+    assert snapshot(user) == before
 
 
 def test_the_first_checkpoint_makes_the_new_run_final(user, monkeypatch):

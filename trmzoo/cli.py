@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import typing
 import warnings
@@ -95,6 +96,17 @@ class InternalError(UserError):
     exit_code = BUG_STATUS
 
 
+class Interrupted(UserError):
+    """Ctrl-C or SIGTERM: one line, the shell's status for an interrupted command."""
+
+    exit_code = 130
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM (a scheduler's or torchrun's stop) unwinds as Ctrl-C does, so nothing half-written stays."""
+    raise KeyboardInterrupt
+
+
 class UsageMistake(click.UsageError):
     """A command-line mistake on one line and where to read the usage (click's own takes four)."""
 
@@ -124,6 +136,11 @@ class ZooGroup(click.Group):
             raise _one_line_usage(exc) from None
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
+        except KeyboardInterrupt:
+            if ctx.params.get("debug"):
+                raise
+            raise Interrupted("interrupted; nothing half-written is left (a run keeps its last checkpoint: continue "
+                              "it with trmzoo train --resume RUN_DIR)") from None
         except Exception as exc:
             if ctx.params.get("debug"):
                 raise
@@ -681,6 +698,7 @@ def _add_plugin_commands() -> None:
 def main() -> None:
     """Entry point: keep freed memory for reuse (a process of steps), load plugin commands, run the CLI."""
     quiet_libraries()
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         keep_freed_memory()
         fused_ops_enabled()  # a mistyped TRMZOO_FUSED_OPS fails here, not at the first step
