@@ -47,6 +47,12 @@ def put(path: Path, content: str | bytes) -> Path:
     return path
 
 
+def broken_link(path: Path) -> Path:
+    """A symbolic link at ``path`` to a file that is not there (a name that is taken all the same)."""
+    path.symlink_to(path.with_name("gone"))
+    return path
+
+
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
@@ -232,6 +238,8 @@ add("recipe", "data-built-with-other-options", lambda c: (
     ["train", c.recipe({"task.num_test": 9, "task.min_path_length": 3}), "--out", c.t / "run"],
     ["task.min_path_length 2 (recipe: 3), task.num_test 4 (recipe: 9)",
      "--set task.min_path_length=2 --set task.num_test=4", "new folder"]))
+add("recipe", "seed-beyond-torch", lambda c: (["train", c.recipe({"train.seed": 2**64}), "--dry-run"],
+                                          ["train.seed", "less than or equal to"]))
 add("recipe", "dry-run-autocast-in-float32", lambda c: (["train", c.recipe({"train.autocast": True}), "--dry-run"],
                                                     ["train.autocast", "bfloat16"]))
 add("recipe", "dry-run-freeze-without-table", lambda c: (
@@ -606,6 +614,8 @@ add("options", "solve-trace-there-already", lambda c: (
     ["solve", c.w.maze, "#####", "--trace", put(c.t / "t.png", "mine")], ["--trace", "t.png", "--overwrite"]))
 add("options", "solve-trace-there-already-without-suffix", lambda c: (  # the .png it adds is what is refused
     ["solve", c.w.maze, "#####", "--trace", put(c.t / "t.png", "mine").with_suffix("")], ["t.png", "--overwrite"]))
+add("options", "solve-trace-a-broken-link", lambda c: (
+    ["solve", c.w.maze, "#####", "--trace", broken_link(c.t / "t.png")], ["--trace", "t.png", "--overwrite"]))
 add("run", "plot-out-there-already", lambda c: (
     ["plot", c.w.run, "--out", put(c.t / "c.svg", "mine")], ["--out", "c.svg", "--overwrite"]))
 add("options", "unknown-command", lambda c: (["trian"], ["trian"]), status=2)

@@ -28,7 +28,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 def check_output_file(path: Path | None, *, flag: str, overwrite: bool) -> None:
     """A file the user named for a command's output is not replaced unless they add ``--overwrite``."""
-    if path is not None and not overwrite and path.exists():
+    if path is not None and not overwrite and os.path.lexists(path):  # a link, even a broken one, is there too
         raise TrmzooError(f"{flag} {path}: a file is there already; add --overwrite to replace it")
 
 

@@ -88,7 +88,8 @@ class TrainConfig(Config):
     ``inner_loop``: all supervision steps on one batch before the next (the paper's pseudo-code)."""
     freeze_weights: bool = False
     """Train only the puzzle embeddings (adapting a trained model to new puzzles)."""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    """Any seed torch's generators take (with room for the offsets added for each stream)."""
     eval_interval: int | None = Field(None, ge=1)
     """Evaluate on the test split every this many steps (and always at the end)."""
     checkpoint_interval: int | None = Field(None, ge=1)
