@@ -256,6 +256,9 @@ add("recipe", "prefix-does-not-fit", lambda c: (["train", c.recipe({"model.hidde
                                                 ["recipe.yaml", "model", "prefix"]))
 add("recipe", "heads-too-many", lambda c: (["train", c.recipe({"model.backbone.num_heads": 64}), "--dry-run"],
                                            ["model.backbone.num_heads"]))
+add("recipe", "heads-of-odd-width-with-rope", lambda c: (["train", c.recipe({"model.backbone.num_heads": 6}), "--dry-run"],
+                                                    ["model.backbone.num_heads", "5 channels", "rope needs an even"]))
+add("options", "init-from-empty", lambda c: (["train", c.recipe(), "--init-from", ""], ["--init-from: empty"]))
 add("recipe", "unknown-device", lambda c: (["train", c.recipe({"train.device": "gpu"}), "--dry-run"],
                                            ["recipe.yaml", "train.device"]))
 

@@ -19,12 +19,12 @@ from safetensors.torch import load_file
 import trmzoo.weights
 from trmzoo.cli import cli, quiet_libraries
 from trmzoo.data.format import read_split, write_identifiers, write_split
-from trmzoo.errors import CheckpointError, RecipeError
+from trmzoo.errors import CheckpointError, RecipeError, TrainingError
 from trmzoo.plot import RUN_PANELS, run_figure
 from trmzoo.recipe import dump_recipe, load_recipe
 from trmzoo.factory import create_task
 from trmzoo.run import read_metrics
-from trmzoo.train.trainer import Trainer, TrainingError, train
+from trmzoo.train.trainer import Trainer, train
 
 RECIPE = Path(__file__).parent / "data" / "recipes" / "maze_tiny.yaml"
 CLI = [sys.executable, "-c", "from trmzoo.cli import main; main()"]

@@ -185,6 +185,8 @@ def train(recipe, overrides, out, overwrite, resume, init_from, dry_run, quiet):
     from trmzoo.recipe import resolve_recipe_path
     from trmzoo.train.trainer import train as run_training
 
+    if init_from is not None and not init_from.strip():
+        raise TrmzooError("--init-from: empty; give a run folder, a weight folder, a pretrained name or hf-hub:org/repo")
     if resume:
         given = [name for name, value in (("RECIPE", recipe), ("--out", out), ("--overwrite", overwrite),
                                           ("--init-from", init_from), ("--dry-run", dry_run)) if value]
@@ -663,7 +665,7 @@ def _describe(name: str) -> str:
         rows = [
             ("weights", f"{model_entry.name}.{weights.name}"), ("aliases", ", ".join(weights.aliases)),
             ("model", model_entry.name), ("source", f"{HUB_PREFIX}{weights.hub_repo}@{weights.revision}"),
-            ("file", weights.file), ("size", weights.size), ("config", weights.config_file or settings),
+            ("file", weights.file), ("size", weights.size or "not known"), ("config", weights.config_file or settings),
             ("format", weights.format), ("task", weights.task or ""),
             ("trained", ", ".join(f"{k}={v}" for k, v in weights.expected.items())),
             ("score", f"{weights.score} ({weights.score_source})" if weights.score else weights.score_source),

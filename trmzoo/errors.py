@@ -32,6 +32,10 @@ class HubError(TrmzooError):
     """A download or upload failed in a way the user can act on."""
 
 
+class TrainingError(TrmzooError):
+    """Training cannot go on (a non-finite loss); the last good state was saved."""
+
+
 OS_REASONS = {
     errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
     errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.ENOENT: "no such file or folder",

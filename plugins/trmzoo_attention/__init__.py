@@ -68,11 +68,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 
 def build(config: AttentionConfig, spec: BackboneSpec, num_layers: int) -> nn.Module:
     head_dim = spec.hidden_size // config.num_heads
-    if head_dim < 1 or (spec.pos_encodings == "rope" and head_dim % 2):
-        raise RecipeError(
-            f"model.backbone.num_heads: {config.num_heads} heads give head_dim {head_dim}"
-            f" for hidden_size {spec.hidden_size}; it must be at least 1 (and even with rope)"
-        )
+    if head_dim < 1:
+        raise RecipeError(f"model.backbone.num_heads: {config.num_heads} heads are more than hidden_size "
+                          f"{spec.hidden_size}; each head needs at least one channel")
+    if spec.pos_encodings == "rope" and head_dim % 2:
+        raise RecipeError(f"model.backbone.num_heads: {config.num_heads} heads give each head {head_dim} channels "
+                          f"(hidden_size {spec.hidden_size} // num_heads), an odd number; rope needs an even one")
     rotary = rotary_tables(head_dim, spec.seq_len, spec.rope_theta) if spec.pos_encodings == "rope" else None
     return build_blocks(lambda: SelfAttention(spec, config.num_heads, rotary), spec, num_layers)
 

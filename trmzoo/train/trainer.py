@@ -38,7 +38,7 @@ from trmzoo.data.format import (
     read_split,
 )
 from trmzoo.data.loader import Augment, TrainBatches
-from trmzoo.errors import CheckpointError, DataError, RecipeError, TrmzooError
+from trmzoo.errors import CheckpointError, DataError, RecipeError, TrainingError, TrmzooError
 from trmzoo.evaluation import check_evaluator_options, evaluate
 from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
 from trmzoo.recipe import dump_recipe, validate_recipe
@@ -55,10 +55,6 @@ from trmzoo.weights import (
     CONFIG_FILE, PUZZLE_KEY, components, load_state_strict, read_config, read_provenance, save_pretrained,
 )
 from trmzoo.yamlio import read_yaml
-
-
-class TrainingError(TrmzooError):
-    """Training cannot go on (a non-finite loss); the last good state was saved."""
 
 
 def init_state(model: RecursiveModel, source: str) -> dict[str, torch.Tensor]:
