@@ -119,6 +119,7 @@ class Ctx:
         data = yaml.safe_load(RECIPE.read_text())
         data["data"]["dir"] = str(self.w.data)
         data["task"].update(size=5, min_path_length=2, num_train=8, num_test=4)  # as the world's data was built
+        data["train"]["global_batch_size"] = 4  # of its 8 training mazes
         for dotted, value in (changes or {}).items():
             *parents, last = dotted.split(".")
             node = data
@@ -240,6 +241,9 @@ add("recipe", "data-built-with-other-options", lambda c: (
      "--set task.min_path_length=2 --set task.num_test=4", "new folder"]))
 add("recipe", "seed-beyond-torch", lambda c: (["train", c.recipe({"train.seed": 2**64}), "--dry-run"],
                                           ["train.seed", "less than or equal to"]))
+add("recipe", "dry-run-batch-larger-than-an-epoch", lambda c: (
+    ["train", c.recipe({"train.global_batch_size": 64}), "--dry-run"],
+    ["fewer examples in an epoch", "train.global_batch_size 64"]))
 add("recipe", "dry-run-autocast-in-float32", lambda c: (["train", c.recipe({"train.autocast": True}), "--dry-run"],
                                                     ["train.autocast", "bfloat16"]))
 add("recipe", "dry-run-freeze-without-table", lambda c: (

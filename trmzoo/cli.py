@@ -207,14 +207,16 @@ def train(recipe, overrides, out, overwrite, resume, init_from, dry_run, quiet):
 
 
 def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None, out: str | None, overwrite: bool) -> None:
-    """The checks a real run makes before it trains, without building data, reading its arrays or training:
-    the recipe, the evaluation, ``--out``, the dataset's folder and ``dataset.json`` files where it is
-    built (the model then takes its sizes, as a run does), the model, built on the meta device, and the
-    weights of a local ``--init-from`` against it (a pretrained name or Hub repository is not downloaded)."""
+    """The checks a real run makes before it trains, without building data, reading its tokens or training:
+    the recipe, the evaluation, ``--out``, the dataset's folder, ``dataset.json`` files and training
+    index arrays where it is built (the model then takes its sizes, as a run does, and one global batch must
+    fit in an epoch), the model, built on the meta device, and the weights of a local ``--init-from``
+    against it (a pretrained name or Hub repository is not downloaded)."""
     import torch
 
     from trmzoo import hub
-    from trmzoo.data.format import read_metadata
+    from trmzoo.data.format import read_metadata, read_split
+    from trmzoo.data.loader import TrainBatches
     from trmzoo.distributed import local_device
     from trmzoo.factory import build_model, create_task, resolve_model_config
     from trmzoo.recipe import load_recipe
@@ -235,10 +237,11 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None, out: 
     local_init = init_from and not init_from.startswith(hub.HUB_PREFIX) and init_from not in get_registry().pretrained
     data_dir = Path(recipe.data.dir)
     if dataset_built(recipe, task):
-        metadata = read_metadata(data_dir / "train" / "dataset.json")
+        metadata, arrays = read_split(data_dir, "train", mmap=True, check_values=False)  # its index arrays only
         read_metadata(data_dir / "test" / "dataset.json")
         config = resolve_model_config(recipe, metadata)
         planned_steps(recipe, metadata)
+        TrainBatches(metadata, arrays, global_batch_size=recipe.train.global_batch_size, seed=recipe.train.seed)
         data = f"data {data_dir}: built, {metadata.total_groups:,} training puzzles"
     else:
         config = resolve_model_config(recipe, task=task)

@@ -172,7 +172,10 @@ def write_identifiers(root: str | Path, identifiers: list[str]) -> None:
         json.dump(identifiers, f)
 
 
-def read_split(root: str | Path, split: str, *, mmap: bool = False) -> tuple[DatasetMetadata, SplitArrays]:
+def read_split(root: str | Path, split: str, *, mmap: bool = False,
+               check_values: bool = True) -> tuple[DatasetMetadata, SplitArrays]:
+    """A split's metadata and arrays, checked against each other; ``check_values=False`` skips the scan
+    of every token and id (with ``mmap``, only the index arrays are then read)."""
     folder = Path(root) / split
     meta_path = folder / "dataset.json"
     if not meta_path.exists():
@@ -181,7 +184,8 @@ def read_split(root: str | Path, split: str, *, mmap: bool = False) -> tuple[Dat
     arrays = SplitArrays(**{name: _read_array(folder / f"all__{name}.npy", ARRAY_NDIM[name], mmap)
                             for name in ARRAY_NAMES})
     arrays.check(str(folder))
-    arrays.check_values(metadata, str(folder))
+    if check_values:
+        arrays.check_values(metadata, str(folder))
     return metadata, arrays
 
 
