@@ -433,6 +433,10 @@ add("official", "setting-wrong-type", lambda c: (
     convert(c, config=put(c.t / "c.yaml", (OFFICIAL / "all_config.yaml").read_text().replace("hidden_size: 48",
                                                                                               "hidden_size: x"))),
     ["c.yaml", "wrong type", "'x'"]))
+add("official", "setting-infinite", lambda c: (
+    convert(c, config=put(c.t / "c.yaml", (OFFICIAL / "all_config.yaml").read_text().replace("halt_max_steps: 16",
+                                                                                              "halt_max_steps: .inf"))),
+    ["c.yaml", "wrong type", "infinity"]))
 add("official", "out-onto-weights", lambda c: (convert(c)[:-1] + [c.copy(c.w.maze, "mine")], ["mine", "already holds"]))
 
 # -- the Hub ------------------------------------------------------------------------------------------

@@ -524,7 +524,7 @@ def load_checkpoint(
             sizes[key] = value
     try:
         model = convert_checkpoint(chosen, tensors, settings, sizes=sizes, source=str(path))
-    except (TypeError, ValueError) as exc:  # a setting of the wrong type, e.g. ``hidden_size: x``
+    except (TypeError, ValueError, OverflowError) as exc:  # a setting of the wrong type: ``hidden_size: x``, ``.inf``
         raise CheckpointError(f"{where}: a setting has a value of the wrong type ({str(exc).splitlines()[0]})") from None
     model.provenance.source.checkpoint = path.name
     if data_dir is not None and (Path(data_dir) / IDENTIFIERS_FILE).exists():
