@@ -263,6 +263,10 @@ add("recipe", "heads-too-many", lambda c: (["train", c.recipe({"model.backbone.n
 add("recipe", "heads-of-odd-width-with-rope", lambda c: (["train", c.recipe({"model.backbone.num_heads": 6}), "--dry-run"],
                                                     ["model.backbone.num_heads", "5 channels", "rope needs an even"]))
 add("options", "init-from-empty", lambda c: (["train", c.recipe(), "--init-from", ""], ["--init-from: empty"]))
+add("recipe", "show-a-binary-file", lambda c: (["recipes", "show", put(c.t / "bin.yaml", b"\x89PNG\x00\xff")],
+                                               ["bin.yaml", "binary"]))
+add("recipe", "show-what-is-no-recipe", lambda c: (["recipes", "show", put(c.t / "notes.txt", "just words\n")],
+                                                   ["notes.txt", "must be a mapping"]))
 add("recipe", "unknown-device", lambda c: (["train", c.recipe({"train.device": "gpu"}), "--dry-run"],
                                            ["recipe.yaml", "train.device"]))
 

@@ -499,9 +499,13 @@ def recipes_list():
 @recipes.command("show")
 @click.argument("name")
 def recipes_show(name):
+    """Print a recipe (a file, or the name of a shipped one) as it is written."""
     from trmzoo.recipe import resolve_recipe_path
+    from trmzoo.yamlio import read_yaml
 
-    click.echo(resolve_recipe_path(name).read_text(), nl=False)
+    path = resolve_recipe_path(name)
+    read_yaml(path)  # a file that is no YAML mapping (binary, not a recipe at all) is named and refused
+    click.echo(path.read_text(encoding="utf-8"), nl=False)
 
 
 @recipes.command("validate")
