@@ -616,6 +616,7 @@ add("options", "recipe-evaluator-option-unknown", lambda c: (
     ["eval.evaluator_options beam", "maze"]))
 add("options", "solve-strategy-option-without-strategy", lambda c: (
     ["solve", c.w.maze, "#####\n#S G#\n#   #\n#   #\n#####", "--strategy-option", "k=2"], ["--strategy-option", "k"]))
+add("options", "solve-puzzle-a-device", lambda c: (["solve", c.w.maze, "/dev/null"], ["/dev/null", "not a regular file"]))
 add("options", "solve-puzzle-a-folder", lambda c: (["solve", c.w.maze, c.t], [str(c.t), "a folder"]))
 add("options", "solve-trace-unknown-format", lambda c: (
     ["solve", c.w.maze, "#####", "--trace", c.t / "t.foo"], ["t.foo", ".png"]))

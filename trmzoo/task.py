@@ -38,6 +38,8 @@ def read_puzzle_text(text: str) -> tuple[str, str | None]:
     except OSError:  # e.g. a name too long to be a path: it is the puzzle itself
         return text, None
     if not is_file:
+        if path.exists():  # a folder, a device or a pipe, which may never end
+            raise PuzzleError(f"{candidate}: not a regular file; give the puzzle as text or in a file")
         if looks_like_path(candidate):
             raise PuzzleError(f"{candidate}: no such file (it looks like a path, not a puzzle)")
         return text, None
