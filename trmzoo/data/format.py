@@ -151,12 +151,15 @@ def check_built_with(root: str | Path, task_config: BaseModel) -> None:
     built, wanted = read_task(root) or {}, task_config.model_dump(mode="json")
     differ = [key for key in built if key in wanted and built[key] != wanted[key]]
     if differ:
-        def shown(value: Any) -> str:
-            return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        said = ", ".join(f"task.{k} {shown(built[k])} (recipe: {shown(wanted[k])})" for k in differ[:4])
-        flags = " ".join(f"--set task.{k}={shown(built[k])}" for k in differ)
+        said = ", ".join(f"task.{k} {_as_yaml(built[k])} (recipe: {_as_yaml(wanted[k])})" for k in differ[:4])
+        flags = " ".join(f"--set task.{k}={_as_yaml(built[k])}" for k in differ)
         raise DataError(f"{root}: built with other task options ({TASK_FILE}): {said}{' ...' if len(differ) > 4 else ''}; "
                         f"train on it with {flags}, or point data.dir at a new folder")
+
+
+def _as_yaml(value: Any) -> str:
+    """A JSON value as a ``--set`` takes it (YAML flow style, strings bare)."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def check_dataset_task(root: str | Path, task: str, whose: str) -> None:
