@@ -28,6 +28,8 @@ from trmzoo.registry import lookup
 
 from trmzoo_arc import ARCConfig, ARCTask
 from trmzoo_arc.grids import crop, parse_version, to_canvas, undo_grid
+from trmzoo_maze import MazeConfig, MazeTask
+from trmzoo_sudoku import SudokuConfig, SudokuTask
 
 DATA = Path(__file__).parent / "data" / "arc"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "arc"
@@ -430,3 +432,23 @@ def test_eval_writes_a_kaggle_submission_and_replaces_one_only_when_asked(arc1, 
     replaced = CliRunner().invoke(cli, [*args, "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert json.loads(out.read_text()) == submission
+
+
+def test_evaluate_refuses_what_it_cannot_do_before_the_model_runs(tmp_path):
+    data = tmp_path / "data"
+    sudoku = SudokuTask(SudokuConfig(box_rows=2, box_cols=2, num_train=3, num_test=2))
+    build_dataset(data, lambda folder: sudoku.build(folder, progress=False), task_config=sudoku.config)  # task.json
+    model = trmzoo.build_model(testing.tiny_model_config(vocab_size=6, seq_len=16, num_puzzle_identifiers=1))
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    maze = MazeTask(MazeConfig(size=4))  # the same vocabulary and grid length as a 4x4 Sudoku
+    with pytest.raises(DataError, match="a sudoku dataset .*, but the task given is maze"):
+        trmzoo.evaluate(model, data, maze)
+    with pytest.raises(RecipeError, match="^--submission: the sudoku task writes no submission file$"):
+        trmzoo.evaluate(model, data, sudoku, submission=tmp_path / "s.json")
+    model.provenance.task = {"name": "maze"}
+    untold = tmp_path / "official"  # a build that does not record its task, as the official builders' do not
+    sudoku.build(untold, progress=False)
+    with pytest.raises(DataError, match="^task sudoku: the model was trained on the maze task$"):
+        trmzoo.evaluate(model, untold, sudoku)
+    assert calls == [] and not (tmp_path / "s.json").exists()

@@ -87,3 +87,18 @@ def test_early_exit_stops_samples_whose_signal_fires():
     assert (outs[-1].steps == 1).all()
     full = model.rollout(b)
     assert len(full) == 5 and (full[-1].steps == 5).all()
+
+
+def test_a_section_without_kind_overrides_the_presets_default_kind():
+    model = trmzoo.create_model("trm_sudoku_mlp", halting={"max_steps": 2})  # TRM's entries leave halting out
+    assert (model.config.halting.kind, model.config.halting.max_steps) == ("bce", 2)
+    hrm = trmzoo.create_model("hrm_sudoku", halting={"max_steps": 2})  # its entry's kind is kept
+    assert (hrm.config.halting.kind, hrm.config.halting.max_steps) == ("q_learning", 2)
+
+
+def test_a_registered_model_records_its_task_and_solves_its_puzzles():
+    model = trmzoo.create_model("trm_sudoku_att", hidden_size=64, puzzle_emb_ndim=64)
+    assert model.provenance.task == {"name": "sudoku"}
+    solution = trmzoo.solve(model, "." * 81)
+    assert solution.tokens.shape[-1] == 81
+    assert trmzoo.create_model("trm_sudoku_att", seq_len=16, vocab_size=6).provenance.task is None  # not a 9x9 grid

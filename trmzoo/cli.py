@@ -287,7 +287,7 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
     needs --data DIR, the data build `trmzoo info NAME` names."""
     from trmzoo.api import load
     from trmzoo.factory import task_of
-    from trmzoo.evaluation import check_evaluator_options, evaluate, make_evaluator
+    from trmzoo.evaluation import check_evaluator_options, evaluate
     from trmzoo.distributed import local_device
     from trmzoo.recipe import recipe_cls
     from trmzoo.registry import get_registry
@@ -311,8 +311,6 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
         if not folder.is_dir():
             raise TrmzooError(f"--submission {submission}: the folder {folder} does not exist")
         check_output_file(Path(submission), flag="--submission", overwrite=overwrite)
-        if not hasattr(make_evaluator(task, data_dir, max_puzzles=1, options=evaluator_options), "write_submission"):
-            raise TrmzooError(f"--submission: the {task.name} task writes no submission file")
     if compiled:
         loaded.compile_for_inference()
     metrics = evaluate(loaded, data_dir, task, batch_size=batch_size, early_exit=early_exit, max_puzzles=max_puzzles,

@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from trmzoo.core.config import validation_summary
 from trmzoo.core.model import RecursiveModel
-from trmzoo.data.format import check_data_compatible, read_split
+from trmzoo.data.format import check_data_compatible, check_dataset_task, read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.distributed import DistInfo, broadcast_from_main, gather_to_main
-from trmzoo.errors import RecipeError
+from trmzoo.errors import DataError, RecipeError
 from trmzoo.factory import make_strategy
 from trmzoo.files import atomic_write
 from trmzoo.strategy import Strategy, count_network_rows
@@ -94,8 +94,9 @@ def evaluate(
 
     ``max_puzzles`` keeps the first puzzles (the evaluator decides which examples they
     are: for ARC all augmented versions of the first tasks); ``evaluator_options`` go to
-    ``task.evaluator`` (ARC: ``max_augmentations``); ``submission`` asks an evaluator
-    that can write one (ARC) for a ``submission.json``. Each call scores with a new
+    ``task.evaluator`` (ARC: ``max_augmentations``); ``submission`` is the file an evaluator
+    that can write one (ARC: Kaggle's format) writes it to; another task's is refused before the evaluation. ``task``
+    must be the dataset's and the model's (as their ``task.json`` and provenance record it). Each call scores with a new
     evaluator: nothing carries over from one evaluation to the next.
     ``strategy`` names a registered inference strategy (or is a built one), ``strategy_options`` its
     options; the default is the plain rollout (``early_exit`` is its option).
@@ -111,7 +112,13 @@ def evaluate(
     if batch_size < 1:
         raise RecipeError(f"batch_size {batch_size}: give at least 1")
     check_data_compatible(model, data_dir)
+    check_dataset_task(data_dir, task.name, "task given")
+    recorded = (model.provenance.task or {}).get("name")
+    if recorded and recorded != task.name:
+        raise DataError(f"task {task.name}: the model was trained on the {recorded} task")
     evaluator = make_evaluator(task, data_dir, max_puzzles=max_puzzles, options=evaluator_options)
+    if submission is not None and not hasattr(evaluator, "write_submission"):
+        raise RecipeError(f"--submission: the {task.name} task writes no submission file")
     if early_exit:
         if isinstance(strategy, Strategy):
             raise RecipeError("early_exit: give it to the strategy you built, as its option")
@@ -151,6 +158,6 @@ def evaluate(
     if dist.is_main:
         metrics = {**evaluator.result(), "mean_steps": steps_used / max(examples, 1), "sample_steps": float(spent[0]),
                    "network_rows": float(spent[1]), "uses_verify": float(strategy.uses_verify)}
-        if submission is not None and hasattr(evaluator, "write_submission"):  # under a temporary name, then renamed
+        if submission is not None:  # under a temporary name, then renamed
             atomic_write(Path(submission), evaluator.write_submission)
     return broadcast_from_main(metrics, dist)

@@ -42,21 +42,33 @@ def build_model(config: dict | ModelConfigBase) -> RecursiveModel:
     return RecursiveModel(config=config, recursion=recursion, halting=halting)
 
 
+def entry_task(entry: ModelEntry) -> Task | None:
+    """The task a registered model names, with its default config (None where it names none)."""
+    if entry.task is None:
+        return None
+    task_cls = lookup("task", entry.task).task_cls
+    return task_cls(task_cls.Config())
+
+
 def entry_config(entry: ModelEntry) -> dict[str, Any]:
     """A registered model's config, with the vocabulary and grid length of the task it names."""
-    if entry.task is None:
+    task = entry_task(entry)
+    if task is None:
         return dict(entry.config)
-    task_cls = lookup("task", entry.task).task_cls
-    task = task_cls(task_cls.Config())
     return {"vocab_size": task.vocab_size, "seq_len": task.seq_len, **entry.config}
 
 
 def create_model(name: str, **overrides: Any) -> RecursiveModel:
     """Build the registered model ``name``; keyword overrides replace config fields
-    (nested sections as dicts, e.g. ``recursion={"L_cycles": 4}``)."""
+    (nested sections as dicts, e.g. ``recursion={"L_cycles": 4}``). The model records the task its
+    entry names, so it reads that task's puzzles, unless the overrides change its sizes."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    model = build_model(model_config(_merge(entry_config(lookup("model", name)), overrides), source=name))
+    entry = lookup("model", name)
+    model = build_model(model_config(_merge(entry_config(entry), overrides), source=name))
     model.provenance.architecture = name
+    task = entry_task(entry)
+    if task is not None and (task.vocab_size, task.seq_len) == (model.config.vocab_size, model.config.seq_len):
+        model.provenance.task = {"name": task.name}  # its puzzles, not a data build it was trained on
     return model
 
 

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from trmzoo.core.config import Config, path_part
-from trmzoo.core.model import ModelConfigBase
+from trmzoo.core.model import DEFAULT_KINDS, ModelConfigBase
 from trmzoo.errors import RecipeError, TrmzooError
 from trmzoo.plugins import pm
 from trmzoo.registry import get_registry, lookup
@@ -153,9 +153,9 @@ def _schemas() -> tuple[type, type]:
     model_cls = create_model(
         "ModelConfig",
         __base__=ModelConfigBase,
-        backbone=(_union(backbones, "kind"), default(reg.backbone, "attention")),
-        recursion=(_union(recursions, "kind"), default(reg.recursion, "trm")),
-        halting=(_union(haltings, "kind"), default(reg.halting, "bce")),
+        backbone=(_union(backbones, "kind"), default(reg.backbone, DEFAULT_KINDS["backbone"])),
+        recursion=(_union(recursions, "kind"), default(reg.recursion, DEFAULT_KINDS["recursion"])),
+        halting=(_union(haltings, "kind"), default(reg.halting, DEFAULT_KINDS["halting"])),
     )
     recipe_model_cls = create_model(
         "RecipeModelConfig",

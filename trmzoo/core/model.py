@@ -26,6 +26,8 @@ from trmzoo.core.recursion import Recursion
 from trmzoo.errors import TrmzooError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DEFAULT_KINDS = {"backbone": "attention", "recursion": "trm", "halting": "bce"}
+"""The kind of a model section that names none: TRM's (``halting: {max_steps: 8}`` is BCE halting)."""
 
 
 class ModelConfigBase(Config):
@@ -57,6 +59,15 @@ class ModelConfigBase(Config):
         if self.puzzle_emb_ndim == 0:
             return 0
         return self.puzzle_emb_len or -(self.puzzle_emb_ndim // -self.hidden_size)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for section, kind in DEFAULT_KINDS.items():
+                if isinstance(data.get(section), dict) and "kind" not in data[section]:
+                    data = {**data, section: {"kind": kind, **data[section]}}
+        return data
 
     @model_validator(mode="after")
     def _check_prefix(self):

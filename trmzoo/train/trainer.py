@@ -39,7 +39,7 @@ from trmzoo.data.format import (
 )
 from trmzoo.data.loader import Augment, TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrainingError, TrmzooError
-from trmzoo.evaluation import check_evaluator_options, evaluate
+from trmzoo.evaluation import check_evaluator_options, evaluate, make_evaluator
 from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
 from trmzoo.recipe import dump_recipe, validate_recipe
 from trmzoo.files import NewFolder, atomic_write, check_output_dir
@@ -163,6 +163,9 @@ class Trainer:
         self.data_dir = Path(recipe.data.dir)
         self.metadata, arrays = read_split(self.data_dir, "train", mmap=True)
         read_split(self.data_dir, "test", mmap=True)  # a damaged test split fails now, not after the training
+        evaluator = make_evaluator(self.task, self.data_dir, max_puzzles=1, options=recipe.eval.evaluator_options)
+        self.writes_submission = hasattr(evaluator, "write_submission")
+        """Whether each evaluation writes the task's submission file (ARC) into the run folder."""
         torch.manual_seed(cfg.seed)
         config = resolve_model_config(recipe, self.metadata)
         check_training_settings(recipe, config)
@@ -452,7 +455,8 @@ class Trainer:
                     self.model, self.data_dir, self.task,
                     batch_size=cfg.batch_size or self.recipe.train.global_batch_size,
                     max_puzzles=cfg.max_puzzles, evaluator_options=cfg.evaluator_options,
-                    submission=self.run_dir / SUBMISSION_FILE, progress=self.progress, dist=self.dist,
+                    submission=self.run_dir / SUBMISSION_FILE if self.writes_submission else None,
+                    progress=self.progress, dist=self.dist,
                     strategy=self.strategy,
                 )
         finally:
