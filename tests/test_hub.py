@@ -225,6 +225,7 @@ def test_push_uploads_weights_and_a_model_card_then_loads_back(fake_hub, tmp_pat
     model = tiny_model(6)
     run = tmp_path / "run"
     model.provenance.step = 12
+    model.provenance.identifiers = list(IDS)
     trmzoo.save_pretrained(model, run / "weights")
     (run / "recipe.yaml").write_text("task:\n  name: sudoku\ntrain:\n  lr: 0.0001\n")
     (run / "metrics.jsonl").write_text(
@@ -235,7 +236,8 @@ def test_push_uploads_weights_and_a_model_card_then_loads_back(fake_hub, tmp_pat
     trmzoo.push_to_hub(run, "me/tiny", private=True)
 
     pushed = fake_hub.commits[-1]
-    assert set(pushed["files"]) == {"config.json", "model.safetensors", "puzzle_emb.safetensors", "README.md"}
+    assert set(pushed["files"]) == {"config.json", "model.safetensors", "puzzle_emb.safetensors", "identifiers.json",
+                                    "README.md"}
     assert fake_hub.repos[("model", "me/tiny")].private
     card = pushed["files"]["README.md"].decode()
     front = yaml.safe_load(card.split("---")[1])
@@ -248,9 +250,20 @@ def test_push_uploads_weights_and_a_model_card_then_loads_back(fake_hub, tmp_pat
     assert "lr: 0.0001" in card and embedding_fingerprint(IDS) in card and "arXiv:2510.04871" in card
     assert torch.equal(outputs(trmzoo.load("hf-hub:me/tiny")), outputs(model))
 
+    assert trmzoo.load("hf-hub:me/tiny").provenance.identifiers == model.provenance.identifiers
+
     trmzoo.push_to_hub(model, "me/tiny", revision="dev")
     assert fake_hub.commits[-1]["revision"] == "dev"
     assert set(fake_hub.files("me/tiny", revision="dev")) >= {"config.json", "README.md"}
+
+    bare = trmzoo.build_model(testing.tiny_model_config(vocab_size=6, seq_len=4, puzzle_emb_ndim=0))
+    trmzoo.push_to_hub(bare, "me/tiny")  # no table, no identifiers: the old ones must not stay beside it
+    assert set(fake_hub.files("me/tiny")) == {"config.json", "model.safetensors", "README.md"}
+    assert torch.equal(outputs(trmzoo.load("hf-hub:me/tiny")), outputs(bare))
+    with pytest.raises(HubError, match="push to a revision with revision='v2'"):
+        trmzoo.push_to_hub(bare, "me/tiny@v2")
+    trmzoo.push_to_hub(bare, "hf-hub:me/other")
+    assert "config.json" in fake_hub.files("me/other")
 
 
 def build_data(root, identifiers, vocab_size=6, seq_len=4):

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 import trmzoo
-from trmzoo.testing import tiny_model
+from trmzoo.errors import RecipeError, TrmzooError
+from trmzoo import testing
+from trmzoo.testing import tiny_batch, tiny_model
 
 OFFICIAL_COUNTS = {
     "trm_sudoku_mlp": 5_028_866,
@@ -102,3 +104,28 @@ def test_a_registered_model_records_its_task_and_solves_its_puzzles():
     solution = trmzoo.solve(model, "." * 81)
     assert solution.tokens.shape[-1] == 81
     assert trmzoo.create_model("trm_sudoku_att", seq_len=16, vocab_size=6).provenance.task is None  # not a 9x9 grid
+
+
+def test_api_arguments_that_would_be_silently_misread_are_refused():
+    model = tiny_model()
+    batch = tiny_batch(model)
+    for steps in (0, -1, 2.5, True):
+        with pytest.raises(TrmzooError, match="rollout: steps"):
+            model.rollout(batch, steps=steps)
+    assert len(model.rollout(batch, steps=2)) == 2
+    with pytest.raises(TypeError, match="True or False"):
+        trmzoo.use_fused_ops("off")
+    with pytest.raises(RecipeError, match="strategy_options: options go with a strategy"):
+        trmzoo.solve(trmzoo.create_model("trm_sudoku_att", hidden_size=64, puzzle_emb_ndim=64), "." * 81,
+                     strategy_options={"k": 4})
+
+
+def test_saving_into_a_weight_folder_again_keeps_none_of_the_old_models_files(tmp_path):
+    old = tiny_model()
+    old.provenance.identifiers = ["<blank>"] + [f"p{i}" for i in range(old.config.num_puzzle_identifiers - 1)]
+    trmzoo.save_pretrained(old, tmp_path)
+    assert {"identifiers.json", "puzzle_emb.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+    new = trmzoo.build_model(testing.tiny_model_config(puzzle_emb_ndim=0))
+    trmzoo.save_pretrained(new, tmp_path)
+    assert not {"identifiers.json", "puzzle_emb.safetensors"} & {p.name for p in tmp_path.iterdir()}
+    assert trmzoo.load(tmp_path).provenance.identifiers is None

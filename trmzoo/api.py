@@ -8,7 +8,7 @@ from typing import Any
 
 from trmzoo import hub
 from trmzoo.core.model import RecursiveModel
-from trmzoo.errors import HubError, TrmzooError
+from trmzoo.errors import HubError, RecipeError, TrmzooError
 from trmzoo.factory import make_strategy, task_of
 from trmzoo.strategy import Strategy
 from trmzoo.registry import get_registry
@@ -65,6 +65,8 @@ def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool =
         model = load(model)
     task = task_of(model)
     built = None
+    if strategy is None and strategy_options:
+        raise RecipeError("strategy_options: options go with a strategy; name one with strategy=")
     if strategy is not None:
         options = {**(strategy_options or {}), "early_exit": True} if early_exit else strategy_options
         built = make_strategy(strategy, options, task=task)

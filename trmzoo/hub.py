@@ -314,6 +314,11 @@ def _load_converted(model_entry: ModelEntry, weights: PretrainedEntry, sha: str,
 
 # -- upload ----------------------------------------------------------------------------------
 
+PUSHED_FILES = (CONFIG_FILE, WEIGHTS_FILE, PUZZLE_FILE, IDENTIFIERS_FILE)
+"""A weight folder's files that a push uploads (with the card), and deletes from the repository where the
+pushed model has none: another model's table or identifiers must not stay beside it."""
+
+
 def _stage(source: RecursiveModel | str | Path, folder: Path) -> dict[str, Any]:
     """Put the weights of a model, weight folder or run folder into ``folder``; return what its
     card shows besides config.json (parameter counts, and a run's recipe and last evaluation)."""
@@ -327,7 +332,7 @@ def _stage(source: RecursiveModel | str | Path, folder: Path) -> dict[str, Any]:
     if not (weights / CONFIG_FILE).exists():
         raise HubError(f"{path}: neither a run folder ({WEIGHTS_DIR}/{CONFIG_FILE}) nor a weight folder ({CONFIG_FILE})")
     network, table = load_pretrained_dir(weights).parameter_counts()  # a damaged folder fails here, not online
-    for name in (CONFIG_FILE, WEIGHTS_FILE, PUZZLE_FILE):
+    for name in PUSHED_FILES:
         if (weights / name).exists():
             shutil.copy2(weights / name, folder / name)
     card: dict[str, Any] = {"network_params": network, "table_params": table}
@@ -340,8 +345,11 @@ def _stage(source: RecursiveModel | str | Path, folder: Path) -> dict[str, Any]:
 def push_to_hub(model_or_run_dir: RecursiveModel | str | Path, repo_id: str, *, private: bool = False,
                 revision: str | None = None, token: str | None = None, license: str | None = None,
                 commit_message: str = "Upload trmzoo model") -> str:
-    """Upload weights with a model card to ``repo_id`` (created if needed); returns the commit URL."""
-    split_hub_id(repo_id)
+    """Upload weights with a model card to ``repo_id`` (``org/name``, created if needed); returns the commit URL.
+    A revision goes in ``revision``: ``org/name@rev`` would be ambiguous beside it."""
+    repo_id, at = split_hub_id(repo_id)
+    if at is not None:
+        raise HubError(f"{repo_id}@{at}: push to a revision with revision={at!r} (--revision {at}), not in the id")
     api = HfApi(library_name="trmzoo", library_version=__version__, token=token)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -352,5 +360,5 @@ def push_to_hub(model_or_run_dir: RecursiveModel | str | Path, repo_id: str, *, 
             if revision:
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
             info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
-                                     commit_message=commit_message)
+                                     commit_message=commit_message, delete_patterns=list(PUSHED_FILES))
     return str(info)

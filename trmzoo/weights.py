@@ -52,7 +52,7 @@ def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[st
 
 def save_pretrained(model: RecursiveModel, directory: str | Path, *, location: str | None = None) -> Path:
     """Write ``model`` as a trmzoo weight folder with its provenance and model card; every file is
-    written atomically. ``location`` is the folder the card's usage example names (default: ``directory``;
+    written atomically, and a weight folder's file this model has none of is removed. ``location`` is the folder the card's usage example names (default: ``directory``;
     another when the folder is built under a temporary name)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -61,6 +61,8 @@ def save_pretrained(model: RecursiveModel, directory: str | Path, *, location: s
     atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(network, str(p), metadata=meta))
     if table:
         atomic_write(directory / PUZZLE_FILE, lambda p: save_file(table, str(p), metadata=meta))
+    else:  # a folder saved into again must not keep another model's table (nor its identifiers, below)
+        (directory / PUZZLE_FILE).unlink(missing_ok=True)
     config = {
         "format_version": FORMAT_VERSION,
         "trmzoo_version": __version__,
@@ -72,6 +74,8 @@ def save_pretrained(model: RecursiveModel, directory: str | Path, *, location: s
     identifiers = model.provenance.identifiers
     if identifiers is not None:
         atomic_write(directory / IDENTIFIERS_FILE, lambda p: p.write_text(json.dumps(identifiers)))
+    else:
+        (directory / IDENTIFIERS_FILE).unlink(missing_ok=True)
     atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
     write_card(directory, config, network_params=config["parameters"]["network"],
                table_params=config["parameters"]["puzzle_table"], location=location or str(directory))

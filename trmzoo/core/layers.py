@@ -58,7 +58,9 @@ def use_fused_ops(enabled: bool) -> None:
     is about 1.1x as fast and rounds to bf16 less often; off, the step gives the official code's bits (one
     thread). Overrides ``TRMZOO_FUSED_OPS``."""
     global _fused_ops
-    _fused_ops = bool(enabled)
+    if not isinstance(enabled, bool):  # "off" is truthy: a string would silently mean on
+        raise TypeError(f"use_fused_ops: takes True or False, got {enabled!r}")
+    _fused_ops = enabled
 
 
 def fused_ops_enabled() -> bool:

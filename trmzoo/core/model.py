@@ -258,8 +258,8 @@ class RecursiveModel(nn.Module):
         ``compile()`` (docs/performance.md). The weights stay inputs of the compiled graph: Dynamo makes them
         constants only under the global ``freezing`` flag, whose CPU prepacking kept one copy of each weight
         per call (measured, not used). Puts the model in eval mode; a step after a weight or buffer changed
-        (an optimizer step, a load, a move) raises rather than risk computing with the old ones, as another
-        torch may fold them in: call this again, then."""
+        (an optimizer step, a load, a move) raises a ``TrmzooError`` rather than risk computing with the old
+        ones, as another torch may fold them in: call this again, then."""
         self.eval()
         self.compile(options={"freezing": True})
         self._frozen = [(t, t._version, t.data_ptr()) for t in (*self.parameters(), *self.buffers())]
@@ -288,8 +288,8 @@ class RecursiveModel(nn.Module):
 
     def _check_frozen(self) -> None:
         if any(t._version != version or t.data_ptr() != ptr for t, version, ptr in self._frozen):
-            raise RuntimeError("the weights changed after compile_for_inference(), which may have compiled them "
-                               "in as constants: call model.compile_for_inference() again")
+            raise TrmzooError("the weights changed after compile_for_inference(), which may have compiled them "
+                              "in as constants: call model.compile_for_inference() again")
 
     def forward(
         self,
@@ -335,6 +335,8 @@ class RecursiveModel(nn.Module):
         once its halting signal fires: it leaves the batch (the work shrinks) and its
         last output is repeated in the later steps. The rollout ends when all stopped.
         """
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise TrmzooError(f"rollout: steps {steps!r}; give a whole number of supervision steps, at least 1")
         steps = steps or self.halting.max_steps
         carry = carry if carry is not None else self.initial_carry(batch)
         active: torch.Tensor | None = None  # rows of ``batch`` still running; None while all are
