@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +213,32 @@ def test_no_network_and_not_cached_says_how_to_fetch(fake_hub, monkeypatch):
                         "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
     with pytest.raises(HubError, match="cannot reach the Hub at http://127.0.0.1:9 .* connect"):
         trmzoo.load("hf-hub:org/uncached")
+
+
+def test_a_hub_that_takes_the_connection_and_never_answers_does_not_hold_a_load(fake_hub, monkeypatch, tmp_path):
+    trmzoo.save_pretrained(tiny_model(2), tmp_path / "w")
+    trmzoo.push_to_hub(tmp_path / "w", "me/cached")
+    expected = outputs(trmzoo.load("hf-hub:me/cached"))  # now in the cache
+    silent = socket.create_server(("127.0.0.1", 0))  # listens, accepts (the kernel does), never answers
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hub, "PROBE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(hub, "_answers", {})
+    results = {}
+
+    def load_both():
+        results["cached"] = outputs(trmzoo.load("hf-hub:me/cached"))
+        with pytest.raises(HubError, match="cannot reach the Hub") as refused:
+            trmzoo.load("hf-hub:me/uncached")
+        results["uncached"] = str(refused.value)
+
+    worker = threading.Thread(target=load_both, daemon=True)
+    worker.start()
+    worker.join(120)
+    silent.close()
+    assert not worker.is_alive(), "a load waited on a Hub that never answers"
+    assert torch.equal(results["cached"], expected) and "\n" not in results["uncached"]
 
 
 def test_an_endpoint_that_is_no_url_is_named(monkeypatch, tmp_path):

@@ -119,6 +119,9 @@ def download(repo_id: str, filename: str, *, revision: str | None = None, repo_t
                                     force_download=force_download and not offline, local_files_only=offline))
 
 
+PROBE_TIMEOUT_S = 10.0
+"""How long a probe, or a file list, waits for the Hub's answer: a server that takes the connection and
+never answers would otherwise hold the command forever."""
 ANSWER_KEPT_S = 60.0
 """How long the answer of one probe of a repository stands for its next files."""
 _answers: dict[tuple[str, str, str, str | None], tuple[bool, float]] = {}  # (endpoint, type, id, revision)
@@ -133,7 +136,7 @@ def _reachable(repo_id: str, repo_type: str, revision: str | None, token: str | 
         return kept[0]
     try:
         HfApi(library_name="trmzoo", library_version=__version__).repo_info(
-            repo_id, repo_type=repo_type, revision=revision, token=token)
+            repo_id, repo_type=repo_type, revision=revision, token=token, timeout=PROBE_TIMEOUT_S)
         answer = True
     except Exception as exc:
         if not _unreachable(exc):
@@ -148,7 +151,7 @@ def _repo_files(repo_id: str, revision: str, token: str | None) -> tuple[str, li
     if not constants.HF_HUB_OFFLINE:
         with _hub_errors(repo_id, "the file list", revision):
             info = HfApi(library_name="trmzoo", library_version=__version__).model_info(
-                repo_id, revision=revision, token=token)
+                repo_id, revision=revision, token=token, timeout=PROBE_TIMEOUT_S)
         ref = _converted_root(repo_id, "refs") / revision  # remembered for offline use of converted weights
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(info.sha)
@@ -227,8 +230,9 @@ def load_hub_repo(repo_id: str, *, revision: str | None = None, token: str | Non
     prefix = config_file[: -len(CONFIG_FILE)]
     wanted = [prefix + name for name in (CONFIG_FILE, WEIGHTS_FILE, PUZZLE_FILE, IDENTIFIERS_FILE)]
     with _hub_errors(repo_id, config_file, revision):
-        snapshot = Path(snapshot_download(repo_id, revision=revision, token=token, force_download=force_download,
-                                          allow_patterns=wanted))
+        offline = not constants.HF_HUB_OFFLINE and not _reachable(repo_id, "model", revision, token)  # as download()
+        snapshot = Path(snapshot_download(repo_id, revision=revision, token=token, allow_patterns=wanted,
+                                          force_download=force_download and not offline, local_files_only=offline))
     folder = snapshot / prefix
     where = f"{repo_id}@{revision}" if revision else repo_id
     if not (folder / CONFIG_FILE).is_file():
