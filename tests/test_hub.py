@@ -351,9 +351,13 @@ def test_push_and_info_commands(fake_hub, tmp_path):
     from trmzoo.cli import cli
 
     trmzoo.save_pretrained(tiny_model(8), tmp_path / "run" / "weights")
-    result = CliRunner().invoke(cli, ["push", str(tmp_path / "run"), "me/cli", "--revision", "v1"])
+    result = CliRunner().invoke(cli, ["push", str(tmp_path / "run"), "me/cli", "--revision", "v1",
+                                      "--license", "apache-2.0"])
     assert result.exit_code == 0, result.output
     assert fake_hub.commits[-1]["revision"] == "v1" and "README.md" in fake_hub.commits[-1]["files"]
+    assert "license: apache-2.0" in fake_hub.commits[-1]["files"]["README.md"].decode()
+    result = CliRunner().invoke(cli, ["push", str(tmp_path / "run"), "me/cli", "--revision", ""])
+    assert result.exit_code == 1 and "--revision: empty" in result.output
 
     result = CliRunner().invoke(cli, ["info", "trm-arc-7m"])
     assert result.exit_code == 0 and "arcprize/trm_arc_prize_verification" in result.output
@@ -408,3 +412,14 @@ def test_a_pushed_card_parses_with_huggingface_hub_and_holds_the_model_index(fak
     assert exact.dataset_split == "test" and exact.dataset_revision == "sha256:0"
     index = yaml.safe_load(text.split("---")[1])["model-index"]
     assert index[0]["name"] == "indexed" and index[0]["results"][0]["metrics"][0]["value"] == 0.5
+
+
+def test_the_card_names_a_benchmark_only_for_data_that_came_from_it():
+    from trmzoo.card import card_data
+
+    metrics = {"eval/exact_accuracy": 0.5}
+    generated = card_data({"task": {"name": "sudoku", "source": "generate", "box_rows": 2}}, metrics=metrics)
+    assert generated.datasets is None and generated.eval_results[0].dataset_type == "sudoku"
+    hub_data = card_data({"task": {"name": "sudoku", "source": "hub", "hub_repo": "me/sudoku-hard"}}, metrics=metrics)
+    assert hub_data.datasets == ["me/sudoku-hard"] and hub_data.eval_results[0].dataset_type == "me/sudoku-hard"
+    assert card_data({"task": {"name": "maze"}}).datasets == ["sapientinc/maze-30x30-hard-1k"]  # says no source

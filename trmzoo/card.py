@@ -34,7 +34,7 @@ def eval_results(config: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[
     """The Hub's model-index entries for a run's last evaluation (``eval/`` keys): each score on the test
     split of the task's dataset, with the data build's fingerprint as its revision."""
     task_name = _task_name(config) or "unknown"
-    dataset = (TASK_DATASETS.get(task_name) or [task_name])[0]
+    dataset = _benchmark(config) or task_name
     build = (config.get("data") or {}).get("build_fingerprint")
     results = []
     for key, value in metrics.items():
@@ -63,7 +63,8 @@ def card_data(config: Mapping[str, Any], *, license: str | None = None, repo_id:
     extra: dict[str, Any] = {"pipeline_tag": PIPELINE_TAG, "base_model": source if source != repo_id else None}
     if results:
         extra.update(eval_results=results, model_name=(repo_id or architecture).split("/")[-1])
-    return ModelCardData(library_name="trmzoo", license=spdx, tags=tags, datasets=TASK_DATASETS.get(task_name) or None,
+    benchmark = _benchmark(config)
+    return ModelCardData(library_name="trmzoo", license=spdx, tags=tags, datasets=[benchmark] if benchmark else None,
                          **{**extra, **dict(fields or {})})
 
 
@@ -111,6 +112,15 @@ def render_card(config: Mapping[str, Any], *, network_params: int, table_params:
     front = card_data(config, license=license, repo_id=repo_id, metrics=metrics, fields=card_fields).to_yaml()
     card = ModelCard(f"---\n{front}\n---\n\n" + "\n".join(body))
     return str(card)
+
+
+def _benchmark(config: Mapping[str, Any]) -> str | None:
+    """The Hub dataset the model was trained and scored on: its task's published benchmark (or the
+    ``hub_repo`` its task names), never for data the task generated."""
+    task = config.get("task") or {}
+    if not isinstance(task, Mapping) or task.get("source") == "generate":
+        return None
+    return task.get("hub_repo") or (TASK_DATASETS.get(task.get("name", "")) or [None])[0]
 
 
 def _task_name(config: Mapping[str, Any]) -> str:

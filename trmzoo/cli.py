@@ -638,13 +638,18 @@ def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len, overwri
 @click.option("--private", is_flag=True, help="Create the repository as private.")
 @click.option("--revision", default=None, help="Branch to upload to (created if missing).")
 @click.option("--token", default=None, envvar="HF_TOKEN", help="Hub token (default: the logged-in one).")
-def push(source: str, repo_id: str, private: bool, revision: str | None, token: str | None) -> None:
+@click.option("--license", "license_", default=None,
+              help="The weights' license for the card, an SPDX id (default: the one the weights record, else mit).")
+def push(source: str, repo_id: str, private: bool, revision: str | None, token: str | None,
+         license_: str | None) -> None:
     """Upload a run folder's weights (or a weight folder, or a pretrained name) with a model card."""
     from trmzoo.api import load
     from trmzoo.hub import push_to_hub
 
+    if revision is not None and not revision.strip():
+        raise TrmzooError("--revision: empty; give a branch name, or leave the option out for main")
     target = source if Path(source).is_dir() else load(source)
-    url = push_to_hub(target, repo_id, private=private, revision=revision, token=token)
+    url = push_to_hub(target, repo_id, private=private, revision=revision, token=token, license=license_)
     click.echo(f"pushed to {url}")
 
 
