@@ -92,7 +92,8 @@ def _hub_errors(repo_id: str, what: str, revision: str | None = None) -> Iterato
             raise HubError(f"HF_ENDPOINT {constants.ENDPOINT!r} is not a URL the Hub client can use "
                            "(https://...); fix or unset it") from None
         if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
-            raise HubError(f"{where}: the download of {what} was cut short; try again") from None
+            reason = str(exc).splitlines()[0]  # it names the file: one of several in a snapshot
+            raise HubError(f"{where}: the download of {what} was cut short ({reason}); try again") from None
         if isinstance(exc, json.JSONDecodeError):  # a captive portal or proxy answered instead of the Hub
             exc = "the answer was not the Hub's"
         elif not _unreachable(exc):
@@ -220,7 +221,8 @@ def _verify(path: Path, repo_id: str, filename: str) -> None:
             raise CheckpointError(f"{path}: truncated or not a torch checkpoint (no zip directory)")
     except CheckpointError as exc:
         raise HubError(f"{repo_id}/{filename}: unusable download ({exc}); fetch it again with "
-                       "trmzoo.load(..., force_download=True)") from None
+                       "trmzoo.load(..., force_download=True), and if it fails alike, the repository's file is "
+                       "damaged: tell its owner") from None
 
 
 def load_hub_repo(repo_id: str, *, revision: str | None = None, token: str | None = None,
