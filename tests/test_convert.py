@@ -261,3 +261,19 @@ def test_convert_command_reports_errors_on_one_line(tmp_path):
     assert result.output.strip().startswith("error: ") and len(result.output.strip().splitlines()) == 1
     assert "vocab_size is 12 (from the dataset's dataset.json or --vocab-size) but 10 in the weights" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_convert_records_the_task_so_that_eval_and_solve_read_its_puzzles(tmp_path):
+    official = Path(__file__).parent / "data" / "official" / "trm"
+    data = tmp_path / "data"
+    shutil.copytree(official, data)
+    args = ["convert", str(official / "step_0"), "--config", str(official / "all_config.yaml"), "--data", str(data)]
+    refused = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "a"), "--task", "sudoku"])
+    assert refused.exit_code == 1 and "--task sudoku: its puzzles are 81 tokens, the checkpoint reads 16" in refused.output
+    assert not (tmp_path / "a").exists()
+    (data / "task.json").write_text('{"name": "sudoku", "box_rows": 2, "box_cols": 2}\n')  # as trmzoo's builds say
+    converted = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "b")])
+    assert converted.exit_code == 0, converted.output
+    assert trmzoo.load(tmp_path / "b").provenance.task == {"name": "sudoku", "box_rows": 2, "box_cols": 2}
+    solved = CliRunner().invoke(cli, ["solve", str(tmp_path / "b"), "1...|..3.|.4..|...2", "--json"])
+    assert solved.exit_code == 0, solved.output

@@ -612,18 +612,31 @@ def _parse_task_options(config_cls, args: list[str]) -> dict:
               help="The dataset folder the run trained on (sizes from train/dataset.json).")
 @click.option("--vocab-size", type=click.IntRange(min=1), help="Token vocabulary, when no --data is given.")
 @click.option("--seq-len", type=click.IntRange(min=1), help="Grid tokens without the puzzle prefix, when no --data is given.")
+@click.option("--task", "task_name", help="The task it was trained on (sudoku, maze, arc), so eval and solve read "
+              "its puzzles (default: the one --data's task.json records, if any).")
 @click.option("--overwrite", is_flag=True, help="Replace the model folder already in --out.")
-def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len, overwrite) -> None:
+def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len, task_name, overwrite) -> None:
     """Convert an official TRM/HRM checkpoint (a step_N file) to a trmzoo model folder."""
     from trmzoo.convert import load_official_checkpoint
+    from trmzoo.data.format import read_task
     from trmzoo.files import build_dir, check_output_dir
+    from trmzoo.registry import lookup
     from trmzoo.run import check_not_inside_run
     from trmzoo.weights import CONFIG_FILE, save_pretrained
 
     out = Path(out)
     check_not_inside_run(out)
     check_output_dir(out, what="model", overwrite=overwrite, is_replaceable=lambda p: (p / CONFIG_FILE).is_file())
+    task_cls = lookup("task", task_name).task_cls if task_name is not None else None
     model = load_official_checkpoint(checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len)
+    if task_cls is not None:
+        length = task_cls(task_cls.Config()).seq_len  # the official builds are the tasks' defaults
+        if length != model.config.seq_len:
+            raise TrmzooError(f"--task {task_name}: its puzzles are {length} tokens, the checkpoint reads "
+                              f"{model.config.seq_len}")
+        model.provenance.task = {"name": task_name}
+    elif data_dir is not None and read_task(data_dir) is not None:  # a dataset trmzoo built says its task
+        model.provenance.task = read_task(data_dir)
     build_dir(out, lambda folder: save_pretrained(model, folder, location=str(out)), what="model")
     cfg = model.config
     click.echo(
