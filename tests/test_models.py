@@ -129,3 +129,25 @@ def test_saving_into_a_weight_folder_again_keeps_none_of_the_old_models_files(tm
     trmzoo.save_pretrained(new, tmp_path)
     assert not {"identifiers.json", "puzzle_emb.safetensors"} & {p.name for p in tmp_path.iterdir()}
     assert trmzoo.load(tmp_path).provenance.identifiers is None
+
+
+def test_a_batch_the_model_cannot_read_is_one_line_naming_what_is_wrong():
+    model = tiny_model()
+    good = tiny_batch(model)
+    rows, length = good["inputs"].shape
+    bad = {
+        "inputs is torch.float32": {**good, "inputs": good["inputs"].float()},
+        f"the model reads integer tokens \\[B >= 1, {length}\\]": {**good, "inputs": good["inputs"][:, :-1]},
+        "inputs holds -1": {**good, "inputs": good["inputs"] - good["inputs"] - 1},
+        f"inputs holds {model.config.vocab_size}; the model's tokens are": {
+            **good, "inputs": torch.full_like(good["inputs"], model.config.vocab_size)},
+        "puzzle_identifiers holds": {**good, "puzzle_identifiers": good["puzzle_identifiers"] + 10 ** 6},
+        "no 'puzzle_identifiers'": {"inputs": good["inputs"]},
+        f"every entry needs the {rows} rows": {**good, "puzzle_identifiers": good["puzzle_identifiers"][:1]},
+        "a dict with 'inputs'": good["inputs"],
+    }
+    for message, batch in bad.items():
+        with pytest.raises(TrmzooError, match=message):
+            model.rollout(batch)
+    with pytest.raises(TrmzooError, match=f"the carry holds {rows} samples, the batch 1"):
+        model.rollout({k: v[:1] for k, v in good.items()}, carry=model.initial_carry(good))

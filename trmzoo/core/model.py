@@ -207,8 +207,38 @@ class RecursiveModel(nn.Module):
         return logits, q[..., 0], q[..., 1]
 
     # -- the public inference API ----------------------------------------------------------
+    def check_batch(self, batch: dict[str, torch.Tensor]) -> None:
+        """Refuse, in one line, a batch this model cannot read: ``inputs`` an integer tensor ``[B, seq_len]``
+        of tokens below ``vocab_size``, ``puzzle_identifiers`` ``[B]`` rows of the puzzle table (where the
+        model has one), every tensor of the batch with the same ``B`` rows, at least one."""
+        if not isinstance(batch, Mapping) or not isinstance(batch.get("inputs"), torch.Tensor):
+            raise TrmzooError("batch: a dict with 'inputs', an integer tensor [B, seq_len] (and 'puzzle_identifiers' [B])")
+        inputs, config = batch["inputs"], self.config
+        if inputs.dtype.is_floating_point or inputs.dtype == torch.bool or inputs.ndim != 2 \
+                or inputs.shape[1] != config.seq_len or inputs.shape[0] < 1:
+            raise TrmzooError(f"batch: inputs is {inputs.dtype} {tuple(inputs.shape)}; the model reads integer "
+                              f"tokens [B >= 1, {config.seq_len}]")
+        needed = {"inputs": config.vocab_size}
+        if self.puzzle_emb is not None:
+            needed["puzzle_identifiers"] = config.num_puzzle_identifiers
+        for key, value in batch.items():
+            if not isinstance(value, torch.Tensor) or value.ndim < 1 or value.shape[0] != inputs.shape[0]:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise TrmzooError(f"batch: {key} is {shape}; every entry needs the {inputs.shape[0]} rows of inputs")
+        for key, limit in needed.items():
+            if key not in batch:
+                raise TrmzooError(f"batch: no {key!r}; the model reads it")
+            values = batch[key]
+            if values.dtype.is_floating_point or values.dtype == torch.bool or (key != "inputs" and values.ndim != 1):
+                raise TrmzooError(f"batch: {key} is {values.dtype} {tuple(values.shape)}; the model reads integers")
+            low, high = int(values.min()), int(values.max())
+            if low < 0 or high >= limit:
+                what = "tokens" if key == "inputs" else "puzzle ids"
+                raise TrmzooError(f"batch: {key} holds {low if low < 0 else high}; the model's {what} are 0..{limit - 1}")
+
     def initial_carry(self, batch: dict[str, torch.Tensor]) -> Carry:
-        """A carry whose samples are all halted, so the first step loads the batch."""
+        """A carry whose samples are all halted, so the first step loads the batch (checked by :meth:`check_batch`)."""
+        self.check_batch(batch)
         inputs = batch["inputs"]
         size = inputs.shape[0]
         y, z = self.recursion.initial_states(size, inputs.shape[1] + self.prefix_len, self.dtype)
@@ -338,7 +368,13 @@ class RecursiveModel(nn.Module):
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise TrmzooError(f"rollout: steps {steps!r}; give a whole number of supervision steps, at least 1")
         steps = steps or self.halting.max_steps
-        carry = carry if carry is not None else self.initial_carry(batch)
+        if carry is None:
+            carry = self.initial_carry(batch)
+        else:
+            self.check_batch(batch)
+            if carry.steps.shape[0] != batch["inputs"].shape[0]:
+                raise TrmzooError(f"rollout: the carry holds {carry.steps.shape[0]} samples, the batch "
+                                  f"{batch['inputs'].shape[0]}")
         active: torch.Tensor | None = None  # rows of ``batch`` still running; None while all are
         outputs: list[StepOutput] = []
         for _ in range(steps):
