@@ -151,3 +151,13 @@ def test_a_batch_the_model_cannot_read_is_one_line_naming_what_is_wrong():
             model.rollout(batch)
     with pytest.raises(TrmzooError, match=f"the carry holds {rows} samples, the batch 1"):
         model.rollout({k: v[:1] for k, v in good.items()}, carry=model.initial_carry(good))
+
+
+def test_arguments_of_the_wrong_kind_are_one_line_errors(tmp_path):
+    with pytest.raises(TrmzooError, match="model 5: not a name"):
+        trmzoo.create_model(5)
+    model = trmzoo.create_model("trm_sudoku_att", hidden_size=64, puzzle_emb_ndim=64)
+    with pytest.raises(TrmzooError, match="puzzle 1234: give the puzzle as text"):
+        trmzoo.solve(model, 1234)
+    with pytest.raises(RecipeError, match="task 'sudoku': give a Task"):
+        trmzoo.evaluate(model, tmp_path, "sudoku")

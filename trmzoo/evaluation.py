@@ -109,6 +109,8 @@ def evaluate(
     rank 0 in order, so its evaluator sees what one process would, and every process
     returns rank 0's metrics.
     """
+    if not isinstance(task, Task):
+        raise RecipeError(f"task {task!r}: give a Task, e.g. trmzoo.task_of(model) or create_task(config)")
     if batch_size < 1:
         raise RecipeError(f"batch_size {batch_size}: give at least 1")
     check_data_compatible(model, data_dir)

@@ -219,6 +219,8 @@ def reset() -> None:
 def lookup(kind: str, name: str) -> Any:
     """Find ``name`` in a table, or fail with the closest names as a hint."""
     table = getattr(get_registry(), kind)
+    if not isinstance(name, str):
+        raise TrmzooError(f"{kind} {name!r}: not a name (see `trmzoo list` and `trmzoo plugins`)")
     if name in table:
         return table[name]
     close = difflib.get_close_matches(name, list(table), n=3)

@@ -29,6 +29,8 @@ def read_puzzle_text(text: str) -> tuple[str, str | None]:
     One line naming an existing file is read; one that looks like a path (a slash, a file suffix)
     but names no file is an error saying so; anything else is taken as the puzzle itself.
     """
+    if not isinstance(text, str):
+        raise PuzzleError(f"puzzle {text!r}: give the puzzle as text, or the path of a file holding it")
     candidate = text.strip()
     if "\n" in candidate or not candidate or len(candidate) > 1024:
         return text, None
