@@ -86,8 +86,8 @@ class TrainBatches:
                 break
             batches.append((np.concatenate(examples), np.concatenate(puzzles)))
         if not batches:
-            raise DataError(f"the training split has fewer examples in an epoch than one global batch "
-                            f"(train.global_batch_size {self.global_batch_size})")
+            raise DataError(f"the training split has fewer examples in an epoch ({size}) than one global batch "
+                            f"(train.global_batch_size {self.global_batch_size}); lower it, or build more puzzles")
         return batches
 
     @property
