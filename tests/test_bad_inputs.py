@@ -448,6 +448,9 @@ for hid, name in {"no-slash": "hf-hub:justaname", "too-many-slashes": "hf-hub:a/
                   "empty-name": "hf-hub:a/", "space": "hf-hub:my org/name", "only-prefix": "hf-hub:",
                   "bad-chars": "hf-hub:org/na$me", "empty-revision": "hf-hub:org/name@"}.items():
     add("hub", f"malformed-{hid}", lambda c, n=name: (["solve", n, "x"], [repr(n.removeprefix("hf-hub:"))]))
+add("hub", "eval-without-data", lambda c: (["eval", "hf-hub:org/uncached"], ["give --data DIR", "before the download"]))
+add("hub", "eval-data-not-a-dataset", lambda c: (["eval", "hf-hub:org/uncached", "--data", c.t],
+                                                 ["give --data DIR", f"{c.t} is none"]))
 add("hub", "unknown-name", lambda c: (["solve", "trm-arc-7", "x"], ["'trm-arc-7'", "did you mean"]))
 add("hub", "model-without-weights", lambda c: (["solve", "trm_maze_mlp", "x"], ["without published weights"]))
 add("hub", "unreachable", lambda c: (["solve", "hf-hub:org/uncached", "x"], ["org/uncached", "cannot reach the Hub"]),

@@ -356,6 +356,9 @@ def test_push_and_info_commands(fake_hub, tmp_path):
     assert result.exit_code == 0, result.output
     assert fake_hub.commits[-1]["revision"] == "v1" and "README.md" in fake_hub.commits[-1]["files"]
     assert "license: apache-2.0" in fake_hub.commits[-1]["files"]["README.md"].decode()
+    with pytest.warns(UserWarning, match="me/cli: the repository was there already and is public"):
+        trmzoo.push_to_hub(tmp_path / "run", "me/cli", private=True)
+    assert not fake_hub.repos[("model", "me/cli")].private
     result = CliRunner().invoke(cli, ["push", str(tmp_path / "run"), "me/cli", "--revision", ""])
     assert result.exit_code == 1 and "--revision: empty" in result.output
 

@@ -286,6 +286,8 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
     """Evaluate MODEL (run folder, weight folder or pretrained name) on a test split; a pretrained name
     needs --data DIR, the data build `trmzoo info NAME` names."""
     from trmzoo.api import load
+    from trmzoo.card import HUB_PREFIX
+    from trmzoo.data.format import is_dataset_dir
     from trmzoo.factory import task_of
     from trmzoo.evaluation import check_evaluator_options, evaluate
     from trmzoo.distributed import local_device
@@ -297,6 +299,9 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
     published = get_registry().pretrained.get(model) if not Path(model).exists() else None
     if published is not None:  # before a download of up to gigabytes: is there data to evaluate it on?
         _check_data_for(model, published[1], data_dir)
+    elif model.startswith(HUB_PREFIX) and (data_dir is None or not Path(data_dir).is_dir() or not is_dataset_dir(data_dir)):
+        raise TrmzooError(f"trmzoo eval {model}: give --data DIR, a built dataset of the task it was trained on "
+                          "(checked before the download)" + (f"; {data_dir} is none" if data_dir else ""))
     loaded = load(model)
     loaded.to(local_device(device, source="--device"))
     task = task_of(loaded, model)

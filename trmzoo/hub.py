@@ -363,6 +363,9 @@ def push_to_hub(model_or_run_dir: RecursiveModel | str | Path, repo_id: str, *, 
         write_card(folder, read_config(folder), repo_id=repo_id, license=license, **card)
         with _hub_errors(repo_id, "the upload", revision):
             api.create_repo(repo_id, private=private, exist_ok=True)
+            if private and not api.repo_info(repo_id, timeout=PROBE_TIMEOUT_S).private:
+                warnings.warn(f"{repo_id}: the repository was there already and is public; private= makes new "
+                              "repositories private only (change its visibility in its settings on the Hub)")
             if revision:
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
             info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
