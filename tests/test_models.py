@@ -161,3 +161,11 @@ def test_arguments_of_the_wrong_kind_are_one_line_errors(tmp_path):
         trmzoo.solve(model, 1234)
     with pytest.raises(RecipeError, match="task 'sudoku': give a Task"):
         trmzoo.evaluate(model, tmp_path, "sudoku")
+
+
+def test_load_refuses_hub_options_it_cannot_honour(tmp_path):
+    trmzoo.save_pretrained(tiny_model(), tmp_path)
+    with pytest.raises(TrmzooError, match="a local folder has no revisions"):
+        trmzoo.load(tmp_path, revision="v9")
+    with pytest.raises(TrmzooError, match="pins revision 'v1', and revision='v2' was given too"):
+        trmzoo.load("hf-hub:org/name@v1", revision="v2")

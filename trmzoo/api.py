@@ -28,10 +28,15 @@ def load(name_or_path: str | Path, *, revision: str | None = None, token: str | 
     text = str(name_or_path)
     if text.startswith(hub.HUB_PREFIX):
         repo_id, pinned = hub.split_hub_id(text)
+        if pinned and revision and pinned != revision:
+            raise HubError(f"{text}: pins revision {pinned!r}, and revision={revision!r} was given too; give one")
         return hub.load_hub_repo(repo_id, revision=pinned or revision, token=token, force_download=force_download)
     explicit_dir = text.startswith("local-dir:")
     path = Path(text.removeprefix("local-dir:"))
     if path.is_dir():
+        if revision is not None or force_download:
+            raise TrmzooError(f"{path}: a local folder has no revisions and nothing to download; "
+                              "revision= and force_download= are for Hub models")
         if is_run_dir(path):
             path = path / WEIGHTS_DIR
         return load_pretrained_dir(path)
