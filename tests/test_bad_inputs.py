@@ -239,6 +239,12 @@ add("recipe", "data-built-with-other-options", lambda c: (
     ["train", c.recipe({"task.num_test": 9, "task.min_path_length": 3}), "--out", c.t / "run"],
     ["task.min_path_length 2 (recipe: 3), task.num_test 4 (recipe: 9)",
      "--set task.min_path_length=2 --set task.num_test=4", "new folder"]))
+add("recipe", "negative-supervision-weight-decay", lambda c: (
+    ["train", c.recipe({"train.supervision_weight_decay": -2}), "--dry-run"],
+    ["train.supervision_weight_decay", "greater than 0"]))
+add("recipe", "curriculum-out-of-order-through-set", lambda c: (
+    ["train", c.recipe(), "--dry-run", "--set", "train.curriculum=[{until_step: 5}, {until_step: 3}]"],
+    ["--set train.curriculum: the stages' until_step must increase"]))
 add("recipe", "seed-beyond-torch", lambda c: (["train", c.recipe({"train.seed": 2**64}), "--dry-run"],
                                           ["train.seed", "less than or equal to"]))
 add("recipe", "dry-run-batch-larger-than-an-epoch", lambda c: (

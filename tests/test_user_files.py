@@ -193,6 +193,10 @@ def test_a_refused_resume_changes_no_file(user):
     before = snapshot(user)
     refused(invoke("train", "--resume", user / "run", "--set", "model.hidden_size=64", "--quiet"),
             str(user / "run" / "resume.pt"), "does not match")
+    for setting in ("train.optimizer=adamw", "train.optimizer=muon", "train.ema=false", "train.freeze_weights=true"):
+        key = setting.partition("=")[0]
+        refused(invoke("train", "--resume", user / "run", "--set", setting, "--quiet"),
+                f"--set {key}: the run was trained with", f"--init-from {user / 'run'}")
     assert snapshot(user) == before
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
 
 from trmzoo.core.config import Config, path_part
 from trmzoo.core.model import DEFAULT_KINDS, ModelConfigBase
@@ -74,7 +74,7 @@ class TrainConfig(Config):
     curriculum: list[CurriculumStage] = []
     """Depth curriculum: stages by ``until_step``; after the last one the model's own depth. Evaluation and
     saved weights always use the model's depth."""
-    supervision_weight_decay: float = 1.0
+    supervision_weight_decay: float = Field(1.0, gt=0)
     """Weight the token loss of supervision step t by ``decay**(t-1)``, normalised to mean 1 over the
     steps (CGAR's decaying supervision weights); 1.0 weights all steps alike (official)."""
     parallel_latents: int = Field(1, ge=1)
@@ -100,12 +100,13 @@ class TrainConfig(Config):
     compile: bool = False
     """``torch.compile`` the whole supervision step (``model.compile()``), for training and evaluation."""
 
-    @model_validator(mode="after")
-    def _check_curriculum(self):
-        ends = [stage.until_step for stage in self.curriculum]
+    @field_validator("curriculum")
+    @classmethod
+    def _check_curriculum(cls, curriculum: list[CurriculumStage]) -> list[CurriculumStage]:
+        ends = [stage.until_step for stage in curriculum]
         if ends != sorted(set(ends)):
-            raise ValueError(f"curriculum: the stages' until_step must increase, got {ends}")
-        return self
+            raise ValueError(f"the stages' until_step must increase, got {ends}")
+        return curriculum
 
 
 class EvalConfig(Config):

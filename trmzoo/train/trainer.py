@@ -596,6 +596,10 @@ def _require_run_plugins(run_dir: Path, raw: dict[str, Any]) -> None:
     require(components(raw.get("model") or {}, provenance), provenance.plugins, str(run_dir), what="run")
 
 
+STATE_SETTINGS = ("optimizer", "ema", "freeze_weights")
+"""Training settings a resume cannot change: the checkpoint holds the optimizer and EMA states they made."""
+
+
 def train(
     recipe_path: str, *, overrides: tuple[str, ...] = (), out: str | None = None, resume: str | None = None,
     overwrite: bool = False, init_from: str | None = None, progress: bool = True,
@@ -612,6 +616,12 @@ def train(
         raw = read_yaml(run_dir / RECIPE_FILE)
         _require_run_plugins(run_dir, raw)
         recipe = validate_recipe(raw, str(run_dir / RECIPE_FILE), overrides)
+        saved = validate_recipe(raw, str(run_dir / RECIPE_FILE)).train
+        for key in STATE_SETTINGS:  # what the checkpoint's optimizer and EMA states were made by
+            if getattr(saved, key) != getattr(recipe.train, key):
+                raise RecipeError(f"--set train.{key}: the run was trained with {getattr(saved, key)}, and its "
+                                  f"checkpoint's states carry over to nothing else; start a new run with "
+                                  f"--init-from {run_dir}")
     else:
         recipe = validate_recipe(read_yaml(recipe_path), recipe_path, overrides)
         run_dir = Path(out) if out else new_run_dir(recipe_path)
