@@ -2,6 +2,7 @@
 inner-loop schedule, --init-from, freeze_weights, the NaN guard, autocast, plot and eval."""
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -386,3 +387,12 @@ def test_dry_run_refuses_what_the_run_would_refuse_and_changes_nothing(maze_dir,
     assert inside.exit_code == 1 and "is inside the run folder" in inside.output
     assert CliRunner().invoke(cli, [*dry, "--out", str(base_run), "--overwrite"]).exit_code == 0
     assert {p: p.read_bytes() for p in base_run.rglob("*") if p.is_file()} == before
+
+
+def test_resuming_a_finished_run_reports_its_evaluation_and_changes_nothing(base_run, tmp_path):
+    run = tmp_path / "finished"
+    shutil.copytree(base_run, run)
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    metrics = train("", resume=str(run), progress=False)
+    assert metrics["exact_accuracy"] == read_metrics(run)[-1]["eval/exact_accuracy"]
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

@@ -45,7 +45,7 @@ from trmzoo.recipe import dump_recipe, validate_recipe
 from trmzoo.files import NewFolder, atomic_write, check_output_dir
 from trmzoo.run import (
     LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, check_not_inside_run, is_replaceable_run,
-    new_run_dir, read_metrics,
+    last_evaluation, new_run_dir, read_metrics,
 )
 from trmzoo.strategy import Strategy
 from trmzoo.task import Task
@@ -394,8 +394,12 @@ class Trainer:
         return bool(D.all_reduce_sum({"late": late}, self.dist)["late"] > 0)
 
     def fit(self) -> dict[str, float]:
-        """Train to ``max_steps`` (from wherever the state is), save, and return the final evaluation."""
+        """Train to ``max_steps`` (from wherever the state is), save, and return the final evaluation (a
+        finished run resumed as it is returns its own, without saving or evaluating again)."""
         cfg = self.recipe.train
+        done = last_evaluation(self.run_dir) if self.state.step >= self.max_steps else {}
+        if done.get("step") == self.state.step:
+            return {k.removeprefix("eval/"): v for k, v in done.items() if k.startswith("eval/")}
         self.tensorboard = self._open_tensorboard()
         bar = tqdm(total=self.max_steps, initial=self.state.step, disable=not (self.progress and self.dist.is_main),
                    desc="train", dynamic_ncols=True)
