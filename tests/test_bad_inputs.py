@@ -639,6 +639,12 @@ add("options", "solve-trace-there-already", lambda c: (
     ["solve", c.w.maze, "#####", "--trace", put(c.t / "t.png", "mine")], ["--trace", "t.png", "--overwrite"]))
 add("options", "solve-trace-there-already-without-suffix", lambda c: (  # the .png it adds is what is refused
     ["solve", c.w.maze, "#####", "--trace", put(c.t / "t.png", "mine").with_suffix("")], ["t.png", "--overwrite"]))
+add("options", "solve-trace-folder-missing", lambda c: (
+    ["solve", c.w.maze, "#####", "--trace", c.t / "nodir" / "t.png"], ["--trace", "nodir", "does not exist"]))
+add("options", "strategy-seed-negative", lambda c: (
+    ["eval", c.w.run, "--strategy", "symmetry", "--strategy-option", "seed=-1"], ["seed", "greater than"]))
+add("options", "early-exit-with-noise", lambda c: (
+    ["eval", c.w.run, "--strategy", "noise", "--early-exit"], ["--early-exit", "'noise' strategy has none"]))
 add("options", "solve-trace-a-broken-link", lambda c: (
     ["solve", c.w.maze, "#####", "--trace", broken_link(c.t / "t.png")], ["--trace", "t.png", "--overwrite"]))
 add("run", "plot-out-there-already", lambda c: (

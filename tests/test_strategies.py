@@ -292,7 +292,7 @@ def test_evaluate_reports_strategy_and_spend(sudoku_run):
     noisy = trmzoo.evaluate(model, data, task, batch_size=5, strategy="noise", strategy_options={"k": 4})
     assert noisy["sample_steps"] == 4 * plain["sample_steps"] and noisy["network_rows"] == 4 * plain["network_rows"]
     assert trmzoo.evaluate(model, data, task, strategy="symmetry+verify")["uses_verify"] == 1.0
-    with pytest.raises(RecipeError, match="early_exit: extra inputs"):
+    with pytest.raises(RecipeError, match="early exit \\(--early-exit\\): the .noise. strategy has none"):
         evaluate(model, data, task, strategy="noise", early_exit=True)
 
 
@@ -334,3 +334,10 @@ def test_the_guide_example_strategy_runs():
         assert torch.equal(result.preds[b], outputs[step - 1].preds[b])
         assert result.q_halt[b] == max(out.q_halt[b] for out in outputs)
     assert result.sample_steps == 4 * 6
+
+
+def test_a_trajectory_with_a_nan_score_never_wins():
+    from trmzoo.core.trajectories import best_trajectory
+
+    score = torch.tensor([0.2, float("nan"), float("nan"), 0.1])  # K=2 trajectories of B=2 samples
+    assert best_trajectory(score, 2).tolist() == [0, 1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -33,7 +34,14 @@ MAX_MESSAGE = 400
 
 
 def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2))
+    """Strict JSON: a NaN or infinite number (a diverged model's confidence) is written as null."""
+    def strict(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: strict(v) for k, v in value.items()}
+        return [strict(v) for v in value] if isinstance(value, (list, tuple)) else value
+    click.echo(json.dumps(strict(data), indent=2, allow_nan=False))
 
 
 def one_line(text: str) -> str:
@@ -385,6 +393,8 @@ def solve(model, puzzle, early_exit, as_json, trace, overwrite, strategy, strate
 
     trace = picture_path(trace) if trace else None  # a picture format matplotlib writes, checked first
     check_output_file(trace, flag="--trace", overwrite=overwrite)
+    if trace is not None and not trace.parent.is_dir():
+        raise TrmzooError(f"--trace {trace}: the folder {trace.parent} does not exist")
     if puzzle.strip() and Path(puzzle).is_dir():
         raise TrmzooError(f"{puzzle}: a folder; give a puzzle file, or the puzzle as text")
     loaded = load(model)

@@ -131,6 +131,8 @@ def make_strategy(name: str | Strategy | None, options: dict[str, Any] | None = 
             raise RecipeError(f"{name_source}: {exc}") from None
     if cls.uses_verify and task is not None and not task.offers_verify:
         raise RecipeError(f"strategy {name!r} uses the task's verify check, and the {task.name} task offers none")
+    if (options or {}).get("early_exit") and "early_exit" not in cls.Config.model_fields:
+        raise RecipeError(f"early exit (--early-exit): the {name!r} strategy has none; it goes with the plain rollout")
     try:
         config = cls.Config.model_validate(dict(options or {}))
     except ValidationError as exc:

@@ -38,8 +38,8 @@ def run_figure(records: list[dict]):
     for ax, (title, train_key, test_key) in zip(axes.flat, RUN_PANELS):
         for key, style, label in ((train_key, "-", "train"), (test_key, "o-", "test")):
             points = [(r["step"], r[key]) for r in records if key and key in r]
-            if points:
-                ax.plot(*zip(*points), style, label=label)
+            if points:  # a lone point of a line would not show: mark it
+                ax.plot(*zip(*points), style if len(points) > 1 else "o", label=label)
         ax.set_title(title)
         ax.set_xlabel("step")
         if ax.get_legend_handles_labels()[0]:

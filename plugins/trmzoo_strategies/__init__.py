@@ -129,7 +129,7 @@ class TrajectoriesConfig(StrategyConfig):
     """Trajectories per puzzle."""
     scale: float = Field(0.1, ge=0)
     """Standard deviation of the Gaussian noise added to the latent after every update (states are RMS-normed, so about 1 per unit)."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     """Seeds the noise: the same seed gives the same answers."""
     steps: int | None = Field(None, ge=1)
     """Supervision steps per trajectory (default: the trained number)."""
@@ -192,7 +192,7 @@ class HaltFirstStrategy(NoiseStrategy):
 class SymmetryConfig(StrategyConfig):
     k: int = Field(8, ge=1)
     """Group elements per puzzle, the identity first (all of them when the group is smaller)."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1)
     """Draws the other elements: the same seed, the same elements."""
     inner: str = "plain"
     """The strategy that solves each transformed copy (e.g. ``noise``)."""

@@ -40,8 +40,10 @@ def split(value: torch.Tensor, k: int) -> torch.Tensor:
 def best_trajectory(score: torch.Tensor, k: int) -> torch.Tensor:
     """Per sample, the trajectory with the highest ``score`` (``[K*B]``), as int64 ``[B]``.
 
-    Ties go to the lowest trajectory index, so trajectory 0 wins when all scores are equal."""
-    return split(score, k).argmax(dim=0)  # torch.argmax returns the first maximal index
+    Ties go to the lowest trajectory index, so trajectory 0 wins when all scores are equal; a NaN score (a
+    trajectory that diverged) never wins."""
+    scores = split(score, k)
+    return torch.nan_to_num(scores, nan=-torch.inf).argmax(dim=0)  # argmax returns the first maximal index
 
 
 def select(value: T, winner: torch.Tensor) -> T:
