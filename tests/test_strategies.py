@@ -314,6 +314,8 @@ def test_cli_eval_and_solve_take_a_strategy(sudoku_run):
                                  "--strategy-option", "k=4", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["strategy"] == "symmetry"
+    plain = CliRunner().invoke(cli, ["eval", str(weights), "--data", str(data), "--json"])
+    assert plain.exit_code == 0 and json.loads(plain.output)["strategy"] == "plain"
     solution = trmzoo.solve(str(weights), "1...|..3.|.4..|...2", strategy="depth", strategy_options={"steps": 5})
     assert solution.steps == 5 and solution.tokens.shape == (16,)
 

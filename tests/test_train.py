@@ -321,6 +321,7 @@ def test_eval_prints_the_task_metrics_of_a_run(base_run):
     result = CliRunner().invoke(cli, ["eval", str(base_run), "--json", "--batch-size", "16", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)
+    assert metrics.pop("strategy") == "plain"
     final = [r for r in read_metrics(base_run) if "eval/count" in r][-1]  # the same EMA weights
     assert metrics == pytest.approx({k.removeprefix("eval/"): v for k, v in final.items() if k != "step"}, abs=1e-6)
 
@@ -396,3 +397,12 @@ def test_resuming_a_finished_run_reports_its_evaluation_and_changes_nothing(base
     metrics = train("", resume=str(run), progress=False)
     assert metrics["exact_accuracy"] == read_metrics(run)[-1]["eval/exact_accuracy"]
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_stopped_by_its_time_budget_logs_its_last_steps(maze_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "_out_of_time", lambda self, deadline: self.state.step >= 3)  # the budget, spent
+    t = trainer(maze_dir, tmp_path / "run", "train.max_steps=10", "train.log_interval=5", "train.time_budget_s=60")
+    metrics = t.fit()
+    records = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in records if "loss" in r] == [3]  # not only the evaluation of step 3
+    assert [r["step"] for r in records if "eval/count" in r] == [3] and "exact_accuracy" in metrics

@@ -331,7 +331,7 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
                        progress=not as_json, strategy=strategy,
                        strategy_options=_key_values(strategy_options, "--strategy-option"))
     if as_json:
-        _echo_json({**metrics, "strategy": strategy} if strategy else metrics)
+        _echo_json({**metrics, "strategy": strategy or "plain"})  # the keys of solve --json's answer
     else:
         if strategy:
             click.echo(f"strategy: {_strategy_words(strategy, metrics['uses_verify'])}")

@@ -406,12 +406,14 @@ class Trainer:
         started, timed_steps = time.perf_counter(), 0  # the speed counts this process's steps only
         deadline = None if cfg.time_budget_s is None else started + cfg.time_budget_s
         try:
-            while self.state.step < self.max_steps and not self._out_of_time(deadline):
+            out_of_time = self._out_of_time(deadline)
+            while self.state.step < self.max_steps and not out_of_time:
                 self._accumulate(self.state.log_window, self.train_step())
                 timed_steps += 1
                 bar.update(1)
                 step = self.state.step
-                if step % cfg.log_interval == 0 or step == self.max_steps:
+                out_of_time = self._out_of_time(deadline)
+                if step % cfg.log_interval == 0 or step == self.max_steps or out_of_time:  # the last steps logged too
                     record = self._summarise(self.state.log_window)
                     record["samples_per_s"] = timed_steps * cfg.global_batch_size / max(
                         time.perf_counter() - started, 1e-9)
