@@ -240,9 +240,11 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None, out: 
     evaluation_strategy(recipe, task)
     if out is not None:
         check_run_folder(Path(out), overwrite=overwrite)
+    local_init = False  # a local folder's weights are checked against the model below; nothing is downloaded
     if init_from and init_from.startswith(hub.HUB_PREFIX):
         hub.split_hub_id(init_from)
-    local_init = init_from and not init_from.startswith(hub.HUB_PREFIX) and init_from not in get_registry().pretrained
+    elif init_from:
+        local_init = init_from not in get_registry().pretrained
     data_dir = Path(recipe.data.dir)
     if dataset_built(recipe, task):
         metadata, arrays = read_split(data_dir, "train", mmap=True, check_values=False)  # its index arrays only
@@ -650,8 +652,8 @@ def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len, task_na
             raise TrmzooError(f"--task {task_name}: its puzzles are {length} tokens, the checkpoint reads "
                               f"{model.config.seq_len}")
         model.provenance.task = {"name": task_name}
-    elif data_dir is not None and read_task(data_dir) is not None:  # a dataset trmzoo built says its task
-        model.provenance.task = read_task(data_dir)
+    elif data_dir is not None and (built := read_task(data_dir)) is not None:  # a dataset trmzoo built says its task
+        model.provenance.task = built
     build_dir(out, lambda folder: save_pretrained(model, folder, location=str(out)), what="model")
     cfg = model.config
     click.echo(

@@ -52,8 +52,9 @@ def model_state(model: RecursiveModel) -> tuple[dict[str, torch.Tensor], dict[st
 
 def save_pretrained(model: RecursiveModel, directory: str | Path, *, location: str | None = None) -> Path:
     """Write ``model`` as a trmzoo weight folder with its provenance and model card; every file is
-    written atomically, and a weight folder's file this model has none of is removed. ``location`` is the folder the card's usage example names (default: ``directory``;
-    another when the folder is built under a temporary name)."""
+    written atomically, and a weight folder's file this model has none of is removed. ``location`` is the
+    folder the card's usage example names (default: ``directory``; another when the folder is built under a
+    temporary name)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     network, table = model_state(model)

@@ -95,8 +95,9 @@ class TrainBatches:
         return {"epoch": self.epoch, "batch": self.batch}
 
     def seek(self, position: dict[str, int]) -> None:
+        if position["epoch"] != self.epoch:  # the plan made for this epoch still holds
+            self._plan = None
         self.epoch, self.batch = position["epoch"], position["batch"]
-        self._plan = None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self

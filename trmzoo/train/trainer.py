@@ -34,8 +34,8 @@ from trmzoo.core.provenance import DataProvenance, Provenance
 from trmzoo.core.supervision import IGNORE_LABEL, LOSSES, supervision_loss
 from trmzoo.core.trajectories import best_trajectory, replicate, select
 from trmzoo.data.format import (
-    DatasetMetadata, build_dataset, build_fingerprint, check_built_with, check_dataset_task, embedding_fingerprint, read_identifiers,
-    read_split,
+    DatasetMetadata, build_dataset, build_fingerprint, check_built_with, check_dataset_task, embedding_fingerprint,
+    read_identifiers, read_split,
 )
 from trmzoo.data.loader import Augment, TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrainingError, TrmzooError
@@ -622,7 +622,7 @@ def train(
         raw = read_yaml(run_dir / RECIPE_FILE)
         _require_run_plugins(run_dir, raw)
         recipe = validate_recipe(raw, str(run_dir / RECIPE_FILE), overrides)
-        saved = validate_recipe(raw, str(run_dir / RECIPE_FILE)).train
+        saved = validate_recipe(raw, str(run_dir / RECIPE_FILE)).train if overrides else recipe.train
         for key in STATE_SETTINGS:  # what the checkpoint's optimizer and EMA states were made by
             if getattr(saved, key) != getattr(recipe.train, key):
                 raise RecipeError(f"--set train.{key}: the run was trained with {getattr(saved, key)}, and its "
