@@ -251,23 +251,31 @@ add("recipe", "dry-run-batch-larger-than-an-epoch", lambda c: (
     ["train", c.recipe({"train.global_batch_size": 64}), "--dry-run"],
     ["fewer examples in an epoch", "train.global_batch_size 64"]))
 add("recipe", "dry-run-autocast-in-float32", lambda c: (["train", c.recipe({"train.autocast": True}), "--dry-run"],
-                                                    ["train.autocast", "bfloat16"]))
+                                                    ["recipe.yaml: train.autocast", "bfloat16"]))
 add("recipe", "dry-run-freeze-without-table", lambda c: (
     ["train", c.recipe({"train.freeze_weights": True, "model.puzzle_emb_ndim": 0}), "--dry-run"],
-    ["train.freeze_weights", "no puzzle embedding"]))
+    ["recipe.yaml: train.freeze_weights", "no puzzle embedding"]))
 add("recipe", "dry-run-curriculum-depth-of-another-recursion", lambda c: (
     ["train", c.recipe({"train.curriculum": [{"until_step": 1, "L_cycles": 1}],
                         "model.recursion": {"kind": "direct", "layers": 1}}), "--dry-run"],
-    ["train.curriculum.0.L_cycles", "no L_cycles"]))
+    ["recipe.yaml: train.curriculum.0.L_cycles", "no L_cycles"]))
 add("recipe", "dry-run-data-test-split-missing", lambda c: (
     ["train", c.recipe({"data.dir": str(c.copy(c.w.data, "d", leave_out="test"))}), "--dry-run"],
     ["test/dataset.json", "cannot read"]))
 add("recipe", "prefix-does-not-fit", lambda c: (["train", c.recipe({"model.hidden_size": 8}), "--dry-run"],
                                                 ["recipe.yaml", "model", "prefix"]))
 add("recipe", "heads-too-many", lambda c: (["train", c.recipe({"model.backbone.num_heads": 64}), "--dry-run"],
-                                           ["model.backbone.num_heads"]))
+                                           ["recipe.yaml: model.backbone.num_heads"]))
+add("recipe", "heads-too-many-refused-before-the-data-is-built", lambda c: (
+    ["train", c.recipe({"model.backbone.num_heads": 64, "data.dir": str(c.t / "new-data")}), "--out", c.t / "run"],
+    ["recipe.yaml: model.backbone.num_heads"]))
+add("set", "heads-too-many", lambda c: (
+    ["train", c.recipe({"data.dir": str(c.t / "new-data")}), "--out", c.t / "run", "--set", "model.backbone.num_heads=64"],
+    ["--set model.backbone.num_heads: 64 heads"]))
+add("set", "autocast-in-float32", lambda c: (["train", c.recipe(), "--set", "train.autocast=true", "--dry-run"],
+                                             ["--set train.autocast: needs model.forward_dtype bfloat16"]))
 add("recipe", "heads-of-odd-width-with-rope", lambda c: (["train", c.recipe({"model.backbone.num_heads": 6}), "--dry-run"],
-                                                    ["model.backbone.num_heads", "5 channels", "rope needs an even"]))
+                                                    ["recipe.yaml: model.backbone.num_heads", "5 channels", "rope needs an even"]))
 add("options", "init-from-empty", lambda c: (["train", c.recipe(), "--init-from", ""], ["--init-from: empty"]))
 add("recipe", "show-a-binary-file", lambda c: (["recipes", "show", put(c.t / "bin.yaml", b"\x89PNG\x00\xff")],
                                                ["bin.yaml", "binary"]))
@@ -456,7 +464,7 @@ for hid, name in {"no-slash": "hf-hub:justaname", "too-many-slashes": "hf-hub:a/
     add("hub", f"malformed-{hid}", lambda c, n=name: (["solve", n, "x"], [repr(n.removeprefix("hf-hub:"))]))
 add("hub", "eval-without-data", lambda c: (["eval", "hf-hub:org/uncached"], ["give --data DIR", "before the download"]))
 add("hub", "eval-data-not-a-dataset", lambda c: (["eval", "hf-hub:org/uncached", "--data", c.t],
-                                                 ["give --data DIR", f"{c.t} is none"]))
+                                                 [f"{c.t}: no built dataset there", "before the download"]))
 add("hub", "unknown-name", lambda c: (["solve", "trm-arc-7", "x"], ["'trm-arc-7'", "did you mean"]))
 add("hub", "model-without-weights", lambda c: (["solve", "trm_maze_mlp", "x"], ["without published weights"]))
 add("hub", "unreachable", lambda c: (["solve", "hf-hub:org/uncached", "x"], ["org/uncached", "cannot reach the Hub"]),
@@ -568,6 +576,11 @@ add("dataset", "metadata-negative-vocab", lambda c: (
     (c.dataset(), (c.t / "d" / "test" / "dataset.json").write_text(json.dumps(
         {**json.loads((c.w.data / "test" / "dataset.json").read_text()), "vocab_size": -1})))[0] and _eval_on(c, c.t / "d"),
     ["test/dataset.json", "vocab_size"]))
+for sets in ([], ["all", "extra"]):
+    add("dataset", f"metadata-sets-{len(sets)}", lambda c, v=sets: (
+        (c.dataset(), (c.t / "d" / "test" / "dataset.json").write_text(json.dumps(
+            {**json.loads((c.w.data / "test" / "dataset.json").read_text()), "sets": v})))[0] and _eval_on(c, c.t / "d"),
+        ["test/dataset.json", "sets", "['all']"]))
 add("dataset", "identifiers-broken", lambda c: (
     (c.dataset(), (c.t / "d" / "identifiers.json").write_text("{"))[0] and _eval_on(c, c.t / "d"),
     ["identifiers.json"]))
@@ -608,6 +621,10 @@ add("plugins", "run-needs-disabled-plugin", lambda c: (["eval", c.w.run], ["need
 add("plugins", "recipe-needs-disabled-backbone", lambda c: (
     ["train", c.recipe(), "--dry-run"], ["model.backbone", "'attention'"]), env={"TRMZOO_DISABLE_PLUGINS": "attention"})
 
+for variable in ("WORLD_SIZE", "TORCHELASTIC_RESTART_COUNT"):  # torchrun's, set by hand
+    add("environment", f"{variable}-not-a-number", lambda c, v=variable: (["train", c.recipe(), "--out", c.t / "run"],
+                                                                          [v, "'two'"]), env={variable: "two"})
+
 # -- command-line options ----------------------------------------------------------------------------------
 add("options", "eval-batch-size-zero", lambda c: (["eval", c.w.run, "--batch-size", 0], ["--batch-size"]), status=2)
 add("options", "eval-max-puzzles-zero", lambda c: (["eval", c.w.run, "--max-puzzles", 0], ["--max-puzzles"]), status=2)
@@ -643,6 +660,9 @@ add("options", "solve-trace-folder-missing", lambda c: (
     ["solve", c.w.maze, "#####", "--trace", c.t / "nodir" / "t.png"], ["--trace", "nodir", "does not exist"]))
 add("options", "strategy-seed-negative", lambda c: (
     ["eval", c.w.run, "--strategy", "symmetry", "--strategy-option", "seed=-1"], ["seed", "greater than"]))
+add("options", "strategy-inner-unknown", lambda c: (
+    ["eval", c.w.run, "--strategy", "symmetry", "--strategy-option", "inner=nosuch"],
+    ["strategy 'symmetry' inner", "'nosuch'"]))
 add("options", "early-exit-with-noise", lambda c: (
     ["eval", c.w.run, "--strategy", "noise", "--early-exit"], ["--early-exit", "'noise' strategy has none"]))
 add("options", "solve-trace-a-broken-link", lambda c: (

@@ -362,6 +362,18 @@ def test_push_and_info_commands(fake_hub, tmp_path):
     result = CliRunner().invoke(cli, ["push", str(tmp_path / "run"), "me/cli", "--revision", ""])
     assert result.exit_code == 1 and "--revision: empty" in result.output
 
+    result = CliRunner().invoke(cli, ["info", "hf-hub:me/cli@v1"])  # a trained model: what its config.json says
+    assert result.exit_code == 0, result.output
+    card = result.output[result.output.index("model      hf-hub:me/cli@v1"):]  # after the download's progress
+    shown = dict(line.split(None, 1) for line in card.splitlines() if line.strip())
+    model = trmzoo.load(tmp_path / "run")
+    assert shown["shape"] == f"hidden_size={model.config.hidden_size}, expansion={model.config.expansion}, " \
+                             f"seq_len={model.config.seq_len}, vocab_size={model.config.vocab_size}"
+    assert shown["parameters"].startswith(f"{model.parameter_counts()[0]:,} ") and shown["dtype"] == "float32"
+    assert shown["preset"] == "tiny" and shown["source"].startswith("me/cli ") and "num_heads=2" in shown["network"]
+    assert CliRunner().invoke(cli, ["info", str(tmp_path / "run")]).output.startswith(f"model      {tmp_path / 'run'}")
+    result = CliRunner().invoke(cli, ["info", "trm_sudoku_ml"])
+    assert result.exit_code == 1 and "did you mean trm_sudoku_mlp" in result.output
     result = CliRunner().invoke(cli, ["info", "trm-arc-7m"])
     assert result.exit_code == 0 and "arcprize/trm_arc_prize_verification" in result.output
     assert "H_cycles=3, L_cycles=4" in result.output

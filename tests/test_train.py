@@ -267,6 +267,13 @@ def test_autocast_trains_in_bfloat16_with_float32_masters(maze_dir, tmp_path):
     metrics = [t.train_step() for _ in range(3)]
     assert all(torch.isfinite(m["loss"]) for m in metrics)
     assert all(p.dtype == torch.float32 for p in t.model.parameters())
+    # the run's evaluation scores the model it saves, in float32, as `trmzoo eval RUN` does afterwards
+    t.save()
+    saved = trmzoo.load(tmp_path / "run")
+    assert saved.config.forward_dtype == "float32"
+    cfg = t.recipe.eval
+    assert t.evaluate() == trmzoo.evaluate(saved, maze_dir, t.task, max_puzzles=cfg.max_puzzles,
+                                           batch_size=cfg.batch_size or t.recipe.train.global_batch_size)
     with pytest.raises(RecipeError, match="train.autocast: needs model.forward_dtype bfloat16"):
         trainer(maze_dir, tmp_path / "fp32", "train.autocast=true")
 

@@ -8,6 +8,7 @@ line saying so and how to report it, exit status 70. ``--debug`` shows the trace
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ import click
 import yaml
 
 from trmzoo.core.layers import fused_ops_enabled
-from trmzoo.errors import TrmzooError, os_error_message
+from trmzoo.errors import DataError, TrmzooError, os_error_message
 from trmzoo.files import check_output_file
 from trmzoo.memory import keep_freed_memory
 
@@ -219,22 +220,27 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None, out: 
     the recipe, the evaluation, ``--out``, the dataset's folder, ``dataset.json`` files and training
     index arrays where it is built (the model then takes its sizes, as a run does, and one global batch must
     fit in an epoch), the model, built on the meta device, and the weights of a local ``--init-from``
-    against it (a pretrained name or Hub repository is not downloaded)."""
-    import torch
+    against it (a pretrained name or Hub repository is not downloaded). An error of a check after the
+    recipe's validation names the file or the ``--set`` flag, as validation errors do."""
+    from trmzoo.recipe import load_recipe, located
 
+    recipe = load_recipe(path, overrides)
+    with located(path, overrides):
+        _dry_run_checks(recipe, path, init_from, out, overwrite)
+
+
+def _dry_run_checks(recipe, path: str, init_from: str | None, out: str | None, overwrite: bool) -> None:
     from trmzoo import hub
     from trmzoo.data.format import read_metadata, read_split
     from trmzoo.data.loader import TrainBatches
     from trmzoo.distributed import local_device
-    from trmzoo.factory import build_model, create_task, resolve_model_config
-    from trmzoo.recipe import load_recipe
+    from trmzoo.factory import create_task
     from trmzoo.registry import get_registry
     from trmzoo.train.trainer import (
-        check_run_folder, check_training_settings, dataset_built, evaluation_strategy, init_state, planned_steps,
+        check_model, check_run_folder, dataset_built, evaluation_strategy, init_state, planned_steps,
     )
     from trmzoo.weights import check_state
 
-    recipe = load_recipe(path, overrides)
     task = create_task(recipe.task)
     local_device(recipe.train.device)
     evaluation_strategy(recipe, task)
@@ -246,19 +252,16 @@ def _dry_run(path: str, overrides: tuple[str, ...], init_from: str | None, out: 
     elif init_from:
         local_init = init_from not in get_registry().pretrained
     data_dir = Path(recipe.data.dir)
+    metadata = None
     if dataset_built(recipe, task):
         metadata, arrays = read_split(data_dir, "train", mmap=True, check_values=False)  # its index arrays only
         read_metadata(data_dir / "test" / "dataset.json")
-        config = resolve_model_config(recipe, metadata)
         planned_steps(recipe, metadata)
         TrainBatches(metadata, arrays, global_batch_size=recipe.train.global_batch_size, seed=recipe.train.seed)
         data = f"data {data_dir}: built, {metadata.total_groups:,} training puzzles"
     else:
-        config = resolve_model_config(recipe, task=task)
         data = f"data {data_dir}: not built yet; the run builds it"
-    check_training_settings(recipe, config)
-    with torch.device("meta"):  # shapes only: no memory, no data
-        model = build_model(config)
+    config, model = check_model(recipe, task, metadata)
     if local_init:  # a local folder: its weights must fit the model, as in the run
         check_state(model.state_dict(), init_state(model, init_from), f"--init-from {init_from}")
     params, _ = model.parameter_counts()
@@ -297,7 +300,6 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
     needs --data DIR, the data build `trmzoo info NAME` names."""
     from trmzoo.api import load
     from trmzoo.card import HUB_PREFIX
-    from trmzoo.data.format import is_dataset_dir
     from trmzoo.factory import task_of
     from trmzoo.evaluation import check_evaluator_options, evaluate
     from trmzoo.distributed import local_device
@@ -308,10 +310,12 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
 
     published = get_registry().pretrained.get(model) if not Path(model).exists() else None
     if published is not None:  # before a download of up to gigabytes: is there data to evaluate it on?
-        _check_data_for(model, published[1], data_dir)
-    elif model.startswith(HUB_PREFIX) and (data_dir is None or not Path(data_dir).is_dir() or not is_dataset_dir(data_dir)):
-        raise TrmzooError(f"trmzoo eval {model}: give --data DIR, a built dataset of the task it was trained on "
-                          "(checked before the download)" + (f"; {data_dir} is none" if data_dir else ""))
+        weights = published[1]
+        if weights.eval_refusal:
+            raise DataError(f"{model}: evaluation refused: {weights.eval_refusal}")
+        _check_data_before_download(model, data_dir, weights.data_build or f"a {weights.task} dataset")
+    elif model.startswith(HUB_PREFIX):
+        _check_data_before_download(model, data_dir, "a built dataset of the task it was trained on")
     loaded = load(model)
     loaded.to(local_device(device, source="--device"))
     task = task_of(loaded, model)
@@ -362,19 +366,16 @@ def _strategy_words(name: str, uses_verify: float) -> str:
     return name + (note if uses_verify else "")
 
 
-def _check_data_for(name: str, weights, data_dir: str | None) -> None:
-    """A published checkpoint is evaluated on the data build its puzzle table and vocabulary fit: name
-    that build when ``--data`` is missing or is no dataset (check_data_compatible compares the rest)."""
+def _check_data_before_download(name: str, data_dir: str | None, needs: str) -> None:
+    """A Hub model is evaluated on ``--data``: name the data it ``needs`` when that is missing or no dataset,
+    before a download of up to gigabytes (check_data_compatible compares the rest after it)."""
     from trmzoo.data.format import is_dataset_dir
-    from trmzoo.errors import DataError
 
-    if weights.eval_refusal:
-        raise DataError(f"{name}: evaluation refused: {weights.eval_refusal}")
-    needs = weights.data_build or f"a {weights.task} dataset"
     if data_dir is None:
-        raise TrmzooError(f"trmzoo eval {name}: give --data DIR, the data it is evaluated on: {needs}")
+        raise TrmzooError(f"trmzoo eval {name}: give --data DIR, the data it is evaluated on: {needs} "
+                          "(checked before the download)")
     if not Path(data_dir).is_dir() or not is_dataset_dir(data_dir):
-        raise DataError(f"{data_dir}: no built dataset there; {name} needs: {needs}")
+        raise DataError(f"{data_dir}: no built dataset there; {name} needs: {needs} (checked before the download)")
 
 
 @cli.command()
@@ -686,17 +687,25 @@ def push(source: str, repo_id: str, private: bool, revision: str | None, token: 
 @cli.command("info")
 @click.argument("name")
 def info(name: str) -> None:
-    """Show the card of a pretrained entry or a registered model."""
+    """Show the card of a pretrained entry, a registered model, or a trained model (a run, a weight
+    folder, hf-hub:org/repo)."""
     click.echo(_describe(name))
 
 
 def _describe(name: str) -> str:
-    """The card of a pretrained entry (by name or alias) or of a registered model, as text."""
+    """The card of a pretrained entry (by name or alias), a registered model, or a model ``load`` reads
+    (a run or weight folder, ``hf-hub:``), as text."""
     from trmzoo.card import HUB_PREFIX
     from trmzoo.factory import create_model
     from trmzoo.registry import get_registry, lookup
 
     registry = get_registry()
+    if name not in registry.pretrained and name not in registry.model:
+        if name.startswith((HUB_PREFIX, "local-dir:")) or "/" in name or Path(name).exists():
+            return _describe_trained(name)
+        close = difflib.get_close_matches(name, [*registry.model, *registry.pretrained], n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "`trmzoo list` and `trmzoo list --pretrained` list them"
+        raise TrmzooError(f"{name!r}: no registered model, pretrained name or folder of that name; {hint}")
     if name in registry.pretrained:
         model_entry, weights = registry.pretrained[name]
         settings = f"in the entry (no all_config.yaml): {json.dumps(weights.settings)}" if weights.settings else ""
@@ -722,6 +731,39 @@ def _describe(name: str) -> str:
                            "puzzle id(s) not counted)"),
             ("weights", ", ".join(weights) or "none published"), ("config", json.dumps(entry.config))]
     return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
+
+
+def _describe_trained(name: str) -> str:
+    """What a trained model is, from its config.json (its weights are loaded to count them)."""
+    from trmzoo.api import load
+
+    model = load(name)
+    config, record = model.config, model.provenance
+    network, table = model.parameter_counts()
+    task = dict(record.task or {})
+    source = record.source
+    rows = [
+        ("model", name), ("preset", record.architecture or ""), ("weights", record.pretrained or ""),
+        ("task", ", ".join([str(task.pop("name", "not recorded"))] + [f"{k}={v}" for k, v in task.items()
+                                                                        if v is not None])),
+        ("step", "" if record.step is None else str(record.step)),
+        ("parameters", f"{network:,} (puzzle table of {table:,} for {config.num_puzzle_identifiers} puzzle id(s) "
+                       "not counted)"),
+        ("shape", f"hidden_size={config.hidden_size}, expansion={config.expansion}, seq_len={config.seq_len}, "
+                  f"vocab_size={config.vocab_size}"),
+        ("network", ", ".join(f"{part}: {_settings(getattr(config, part))}" for part in ("backbone", "recursion", "halting"))),
+        ("dtype", config.forward_dtype),
+        ("source", "" if source is None else " ".join(str(v) for v in (source.repo, source.revision, source.file) if v)),
+        ("license", record.license or ""), ("data", record.data.build), ("evaluate", record.eval_refusal and
+                                                                         f"refused: {record.eval_refusal}"),
+    ]
+    return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
+
+
+def _settings(section) -> str:
+    values = section.model_dump()
+    kind = values.pop("kind", "?")
+    return f"{kind}({', '.join(f'{k}={v}' for k, v in values.items())})"
 
 
 def _add_plugin_commands() -> None:

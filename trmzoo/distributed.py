@@ -29,9 +29,20 @@ class DistInfo:
         return self.rank == 0
 
 
+def env_int(name: str, default: int) -> int:
+    """A whole number from the environment (torchrun sets these), or a one-line error naming the variable."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise TrmzooError(f"environment variable {name}={value!r}: not a whole number (torchrun sets it)") from None
+
+
 def init_distributed(device: torch.device) -> DistInfo:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, gloo otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env_int("WORLD_SIZE", 1)
     if world <= 1:
         return DistInfo()
     if device.type == "cuda":
@@ -52,7 +63,7 @@ def init_distributed(device: torch.device) -> DistInfo:
 def elastic_restart_id() -> str | None:
     """torchrun's id of this launch (``--rdzv-id``; a fresh one under ``--standalone``) when this
     process belongs to a worker group torchrun restarted after a failure (``--max-restarts``), else None."""
-    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) <= 0:
+    if env_int("TORCHELASTIC_RESTART_COUNT", 0) <= 0:
         return None
     return os.environ.get("TORCHELASTIC_RUN_ID")
 
@@ -140,7 +151,7 @@ def local_device(choice: str, source: str = "train.device") -> torch.device:
     if not available.get(device.type, False):
         raise TrmzooError(f"{source} {choice!r}: this machine has no {device.type} device (use auto or cpu)")
     if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", env_int("LOCAL_RANK", 0))
     if device.type == "cuda" and device.index >= torch.cuda.device_count():
         raise TrmzooError(f"{source} {choice!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device

@@ -9,8 +9,10 @@ built-in one. Errors name the file and the dotted path.
 from __future__ import annotations
 
 import copy
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Iterator, Literal, Union
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
@@ -316,6 +318,26 @@ def validate_recipe(data: dict, source: str = "recipe", overrides: tuple[str, ..
                 from_set.append(f"--set {key}: {path + ': ' if path != key else ''}{_error_text(err, path)}")
         parts = from_set + ([f"{source}: " + "; ".join(from_file)] if from_file else [])
         raise RecipeError("; ".join(parts)) from None
+
+
+SECTION_PATH = re.compile(r"((?:model|train|task|eval|data)(?:\.\w+)+): ")
+"""A message that starts with a dotted recipe path (``model.backbone.num_heads: ...``)."""
+
+
+@contextmanager
+def located(source: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
+    """Name the place of a recipe error raised by a check made after validation (building the model, the
+    run's settings against it): the ``--set`` flag that gave the value, else ``source``, the file."""
+    try:
+        yield
+    except RecipeError as exc:
+        text, match = str(exc), SECTION_PATH.match(str(exc))
+        if match is None or text.startswith((source, "--set ")):
+            raise
+        key = _overridden(match.group(1), {a.split("=", 1)[0].strip() for a in overrides})
+        if key is None:
+            raise RecipeError(f"{source}: {text}") from None
+        raise RecipeError(f"--set {text}" if key == match.group(1) else f"--set {key}: {text}") from None
 
 
 def load_recipe(path: str | Path, overrides: tuple[str, ...] = ()) -> BaseModel:

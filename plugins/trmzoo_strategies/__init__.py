@@ -211,7 +211,7 @@ class SymmetryStrategy(Strategy):
         if self.config.inner.startswith("symmetry"):
             raise RecipeError(f"strategy {self.name!r}: inner={self.config.inner!r}; a vote over a vote is not offered")
         self.inner = make_strategy(self.config.inner, self.config.inner_options, task=task,
-                                   source=f"strategy {self.name!r} inner_options")
+                                   source=f"strategy {self.name!r} inner_options", name_source=f"strategy {self.name!r} inner")
         self.uses_verify = self.uses_verify or self.inner.uses_verify
 
     def elements(self) -> list:

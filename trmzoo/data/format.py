@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from trmzoo.core.model import RecursiveModel
 from trmzoo.core.config import validation_summary
@@ -43,6 +43,15 @@ class DatasetMetadata(BaseModel):
     mean_puzzle_examples: float = Field(ge=0)
     total_puzzles: int = Field(ge=0)
     sets: list[str] = ["all"]
+    """The sets of examples in a split; the official builders write one, ``all`` (``all__inputs.npy``...),
+    the only one trmzoo reads."""
+
+    @field_validator("sets")
+    @classmethod
+    def _one_set(cls, sets: list[str]) -> list[str]:
+        if sets != ["all"]:
+            raise ValueError(f"{sets}: trmzoo reads one set, ['all'] (its files all__inputs.npy, ...)")
+        return sets
 
 
 @dataclass

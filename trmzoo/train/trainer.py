@@ -41,7 +41,7 @@ from trmzoo.data.loader import Augment, TrainBatches
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrainingError, TrmzooError
 from trmzoo.evaluation import check_evaluator_options, evaluate, make_evaluator
 from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
-from trmzoo.recipe import dump_recipe, validate_recipe
+from trmzoo.recipe import dump_recipe, located, validate_recipe
 from trmzoo.files import NewFolder, atomic_write, check_output_dir
 from trmzoo.run import (
     LAUNCH_FILE, METRICS_FILE, RECIPE_FILE, RESUME_FILE, SUBMISSION_FILE, WEIGHTS_DIR, check_not_inside_run, is_replaceable_run,
@@ -75,6 +75,16 @@ def check_run_folder(run_dir: Path, *, overwrite: bool) -> bool:
     check_not_inside_run(run_dir)
     return check_output_dir(run_dir, what="run", overwrite=overwrite, is_replaceable=is_replaceable_run,
                             hint=f"continue it with --resume {run_dir}, " if (run_dir / RESUME_FILE).exists() else "")
+
+
+def check_model(recipe, task, metadata=None):
+    """The recipe's model config (sizes from the dataset's ``metadata``, or without data from the ``task``) and
+    its model built on the meta device (shapes only, no memory), with the run's settings checked against it:
+    what a run would refuse about its model, before any data is built."""
+    config = resolve_model_config(recipe, metadata, task=task)
+    check_training_settings(recipe, config)
+    with torch.device("meta"):
+        return config, build_model(config)
 
 
 def check_training_settings(recipe, config) -> None:
@@ -456,7 +466,8 @@ class Trainer:
         if use_ema:
             self.ema.swap(self.model)
         try:
-            with self._forward_context(), self._rng_untouched():
+            # without autocast: the saved model (fp32 weights, forward_dtype float32) is what `trmzoo eval` scores
+            with self._rng_untouched():
                 metrics = evaluate(
                     self.model, self.data_dir, self.task,
                     batch_size=cfg.batch_size or self.recipe.train.global_batch_size,
@@ -636,7 +647,10 @@ def train(
             overwrite = resume is None  # killed before its first checkpoint: start again in its own folder
         else:
             overwrite = check_run_folder(run_dir, overwrite=overwrite)
-    trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
+    source = str(run_dir / RECIPE_FILE) if resume else recipe_path
+    with located(source, overrides):
+        check_model(recipe, create_task(recipe.task))
+        trainer = Trainer(recipe, run_dir, init_from=init_from, progress=progress)
     if resume:
         try:
             trainer.restore()
