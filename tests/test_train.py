@@ -227,7 +227,8 @@ def test_init_from_a_run_replaces_another_sized_puzzle_table_by_its_mean_row(maz
 
 
 def test_freeze_weights_trains_only_the_puzzle_table(multi_dir, tmp_path):
-    t = trainer(multi_dir, tmp_path / "run", "train.freeze_weights=true", "train.max_steps=3")
+    t = trainer(multi_dir, tmp_path / "run", "train.freeze_weights=true", "train.max_steps=3", "train.lr=0.5",
+                "train.puzzle_emb_lr=0.25", "train.lr_schedule=constant", "train.lr_warmup_steps=0")
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
     t.fit()
     after = t.model.state_dict()
@@ -235,6 +236,9 @@ def test_freeze_weights_trains_only_the_puzzle_table(multi_dir, tmp_path):
         if key != "puzzle_emb.weight":
             assert torch.equal(after[key], value), key
     assert not torch.equal(after["puzzle_emb.weight"], before["puzzle_emb.weight"])
+    logged = [json.loads(line)["lr"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if '"lr"' in line]
+    assert logged and set(logged) == {0.25}  # the rate of the table it trains, not train.lr
     with pytest.raises(RecipeError, match="train.freeze_weights: the model has no puzzle embedding"):
         trainer(multi_dir, tmp_path / "none", "train.freeze_weights=true", "model.puzzle_emb_ndim=0")
 

@@ -372,7 +372,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         self.state.step = step
-        metrics["lr"] = torch.tensor(lr)
+        metrics["lr"] = torch.tensor(lr if self.optimizer is not None else self.sparse.lr)  # frozen: the table's
         return carry, metrics
 
     def _parallel_step(self, carry: Carry, batch: dict[str, torch.Tensor], explore):
