@@ -169,3 +169,23 @@ def test_load_refuses_hub_options_it_cannot_honour(tmp_path):
         trmzoo.load(tmp_path, revision="v9")
     with pytest.raises(TrmzooError, match="pins revision 'v1', and revision='v2' was given too"):
         trmzoo.load("hf-hub:org/name@v1", revision="v2")
+
+
+@pytest.mark.parametrize("backbone", ["attention", "mlp"])
+def test_to_a_dtype_sets_the_compute_dtype_on_float32_masters(backbone, tmp_path):
+    model = tiny_model(backbone={"kind": backbone}, pos_encodings="learned")
+    batch = tiny_batch(model)
+    built = tiny_model(backbone={"kind": backbone}, pos_encodings="learned", forward_dtype="bfloat16")
+    with torch.no_grad():
+        fp32 = model.rollout(batch)[-1].logits
+        assert model.to(torch.bfloat16) is model and model.config.forward_dtype == "bfloat16"
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # masters, cast per call
+        assert torch.equal(model.rollout(batch)[-1].logits, built.rollout(batch)[-1].logits)  # the same weights
+        trmzoo.save_pretrained(model, tmp_path / "w")
+        assert trmzoo.load(tmp_path / "w").config.forward_dtype == "bfloat16"
+        assert torch.equal(model.float().rollout(batch)[-1].logits, fp32)
+        model.to("cpu", dtype=torch.bfloat16)
+        assert model.dtype == torch.bfloat16 and model.embed_tokens.dtype == model.embed_pos.dtype == torch.bfloat16
+    for convert in (model.half, model.double, lambda: model.to(torch.float16)):
+        with pytest.raises(TrmzooError, match="forward dtype float(16|64): the models compute in float32 or bfloat16"):
+            convert()

@@ -189,6 +189,42 @@ class RecursiveModel(nn.Module):
         """Where the model's parameters live (inputs go there)."""
         return next(self.parameters()).device
 
+    # -- the compute dtype ------------------------------------------------------------------------
+    def set_forward_dtype(self, dtype: torch.dtype | str) -> "RecursiveModel":
+        """Compute in ``dtype`` (float32 or bfloat16) from now on: ``config.forward_dtype``, which a save
+        records. The weights stay float32 masters, cast per call as the official code casts them."""
+        name = str(dtype).removeprefix("torch.")
+        if name not in DTYPES:
+            raise TrmzooError(f"forward dtype {name}: the models compute in {' or '.join(DTYPES)}")
+        self.config = self.config.model_copy(update={"forward_dtype": name})
+        self.dtype = DTYPES[name]
+        for embedding in (self.embed_tokens, self.embed_pos):
+            if embedding is not None:
+                embedding.dtype = self.dtype
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> "RecursiveModel":
+        """As ``nn.Module.to``, but a floating dtype sets the compute dtype (:meth:`set_forward_dtype`):
+        ``model.to(torch.bfloat16)`` computes in bfloat16 on float32 master weights, as a model built with
+        ``forward_dtype="bfloat16"`` does."""
+        device, dtype, non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is None or not dtype.is_floating_point:
+            return super().to(*args, **kwargs)
+        self.set_forward_dtype(dtype)
+        return super().to(device=device, non_blocking=non_blocking, memory_format=memory_format) if device else self
+
+    def float(self) -> "RecursiveModel":
+        return self.to(torch.float32)
+
+    def bfloat16(self) -> "RecursiveModel":
+        return self.to(torch.bfloat16)
+
+    def half(self) -> "RecursiveModel":
+        return self.to(torch.float16)
+
+    def double(self) -> "RecursiveModel":
+        return self.to(torch.float64)
+
     # -- embeddings -------------------------------------------------------------------------
     def embed(self, inputs: torch.Tensor, puzzle_identifiers: torch.Tensor) -> torch.Tensor:
         x = self.embed_tokens(inputs.long())
