@@ -108,6 +108,26 @@ def test_the_same_seed_gives_the_same_answers(name):
     assert not torch.equal(first.q_halt, other.q_halt)  # the seed matters
 
 
+@pytest.mark.parametrize("name", ["noise", "halt_first", "symmetry"])
+def test_answers_do_not_depend_on_the_batch_a_puzzle_is_in(name):
+    """The noise of a puzzle's trajectories is keyed by the seed, the update and the puzzle, not by its row."""
+    options = {"k": 4, "scale": 2.0, "seed": 5}
+    if name == "symmetry":
+        options = {"k": 4, "seed": 5, "inner": "noise", "inner_options": {"k": 3, "scale": 2.0, "seed": 7}}
+    model, batch = sudoku_model(), sudoku_batch(size=6)
+    whole = answers(name, options, model=model, batch=batch)
+    order = [4, 1, 5]
+    parts = [answers(name, options, model=model, batch={k: v[rows] for k, v in batch.items()})
+             for rows in ([0, 2, 3], order)]
+    for part, rows in zip(parts, ([0, 2, 3], order)):  # a product's sums may run in another order at another size
+        assert torch.equal(part.preds, whole.preds[rows]) and torch.allclose(part.q_halt, whole.q_halt[rows], atol=1e-4)
+    twice = answers(name, options, model=model, batch={k: torch.cat([v[:1], v[:1]]) for k, v in batch.items()})
+    assert torch.equal(twice.preds[0], twice.preds[1])  # the same puzzle, the same noise
+    noisy = answers("noise", {"k": 4, "scale": 2.0, "seed": 5, "clean_first": False}, model=model, batch=batch)
+    assert not torch.equal(noisy.q_halt, answers("noise", {"k": 4, "scale": 2.0, "seed": 6, "clean_first": False},
+                                                 model=model, batch=batch).q_halt)
+
+
 def test_noise_picks_the_most_confident_trajectory():
     model, batch = sudoku_model(), sudoku_batch()
     k = 4
@@ -119,7 +139,7 @@ def test_noise_picks_the_most_confident_trajectory():
     scale = torch.full((k * 6,), 1.0)
     scale[:6] = 0
     with torch.no_grad():
-        rows = run_rows(model, replicate(batch, k), MAX_STEPS, noise_scale=scale, seed=1)
+        rows = run_rows(model, replicate(batch, k), MAX_STEPS, noise_scale=scale, seed=1, trajectories=k)
     q = split(rows["q_halt"], k)
     assert torch.equal(result.q_halt, q.max(0).values)
     assert result.sample_steps == k * 6 * MAX_STEPS

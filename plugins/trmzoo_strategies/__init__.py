@@ -17,6 +17,7 @@ docs/test-time-scaling.md gives the cost of each and how to write one.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -33,13 +34,41 @@ from trmzoo.strategy import Answers, PlainStrategy, Strategy, StrategyConfig, vo
 WINNER_BONUS = 1e9  # added to a score to rank a class of trajectories (halted, verified) above all others
 
 
+NOISE_PATTERNS = 64
+"""Noise patterns drawn per latent update; each row adds one of them (at least as many as trajectories)."""
+MASK64 = 2**64 - 1
+
+
+def mix(*values: int) -> int:
+    """A 64-bit hash of whole numbers (splitmix64 steps): decorrelated keys from counters and seeds."""
+    x = 0
+    for value in values:
+        x = (x ^ value) + 0x9E3779B97F4A7C15 & MASK64
+        x = (x ^ x >> 30) * 0xBF58476D1CE4E5B9 & MASK64
+        x = (x ^ x >> 27) * 0x94D049BB133111EB & MASK64
+        x ^= x >> 31
+    return x
+
+
+def puzzle_keys(batch) -> list[int]:
+    """A key per row from what it holds (tokens and puzzle id): a puzzle has the same key in any batch."""
+    inputs = batch["inputs"].cpu().numpy().astype(np.int64)
+    ids = batch["puzzle_identifiers"].cpu().numpy().astype(np.int64)
+    return [int.from_bytes(hashlib.blake2b(row.tobytes() + ident.tobytes(), digest_size=8).digest(), "little")
+            for row, ident in zip(inputs, ids)]
+
+
 def run_rows(model, batch, steps: int, *, noise_scale: torch.Tensor | None = None, seed: int = 0,
-             stop: Callable[[Any, torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
+             trajectories: int = 1, stop: Callable[[Any, torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
     """Run ``steps`` supervision steps on every row of ``batch``; ``stop(out, active)`` (bool per active
     row) takes rows out of the batch after a step, keeping their last outputs.
 
     ``noise_scale`` (``[rows]``) adds ``scale * N(0, 1)`` to the latent after every update inside the
-    recursion, drawn from a generator seeded with ``seed``. Returns the last ``preds``, ``q_halt``,
+    recursion. The rows are ``trajectories`` copies of the puzzles side by side (row ``j * B + b`` is
+    trajectory ``j`` of puzzle ``b``). At each update ``NOISE_PATTERNS`` patterns are drawn from ``seed`` and
+    the update's count, and trajectory ``j`` of a puzzle adds pattern ``(offset + j) mod NOISE_PATTERNS``, the
+    offset a hash of ``seed``, the count and the puzzle's content: a puzzle's trajectories get independent
+    noise, and its answers do not depend on the batch it is in. Returns the last ``preds``, ``q_halt``,
     ``q_continue`` and ``steps`` of each row and ``sample_steps``, the rows run summed over steps.
     """
     size = batch["inputs"].shape[0]
@@ -49,11 +78,20 @@ def run_rows(model, batch, steps: int, *, noise_scale: torch.Tensor | None = Non
     active = torch.arange(size, device=device)
     sub = batch
     scale = noise_scale if noise_scale is not None and bool((noise_scale != 0).any()) else None
-    generator = torch.Generator(device=device).manual_seed(seed)
+    patterns = max(NOISE_PATTERNS, trajectories)
+    puzzles = size // trajectories
+    keys = puzzle_keys({k: v[:puzzles] for k, v in batch.items()}) if scale is not None else []
+    updates = 0
 
     def add_noise(z: torch.Tensor) -> torch.Tensor:
+        nonlocal updates
+        updates += 1
+        generator = torch.Generator(device=device).manual_seed(mix(seed, updates))
+        table = torch.randn((patterns, *z.shape[1:]), generator=generator, device=z.device, dtype=z.dtype)
+        offsets = torch.tensor([mix(seed, updates, key) % patterns for key in keys], device=device)
+        pick = (offsets[active % puzzles] + active // puzzles) % patterns
         rows = scale[active].to(z.dtype).view(-1, *([1] * (z.ndim - 1)))
-        return z + rows * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        return z + rows * table[pick]
 
     sample_steps = 0
     with latent_hook(model.recursion, add_noise if scale is not None else None):
@@ -130,7 +168,7 @@ class TrajectoriesConfig(StrategyConfig):
     scale: float = Field(0.1, ge=0)
     """Standard deviation of the Gaussian noise added to the latent after every update (states are RMS-normed, so about 1 per unit)."""
     seed: int = Field(0, ge=0, le=2**63 - 1)
-    """Seeds the noise: the same seed gives the same answers."""
+    """Seeds the noise: the same seed gives the same answers, in any batch."""
     steps: int | None = Field(None, ge=1)
     """Supervision steps per trajectory (default: the trained number)."""
     clean_first: bool = True
@@ -153,7 +191,7 @@ class NoiseStrategy(Strategy):
         if cfg.clean_first:
             scale[:size] = 0
         return run_rows(model, replicate(batch, cfg.k), cfg.steps or model.halting.max_steps,
-                        noise_scale=scale, seed=cfg.seed, stop=stop)
+                        noise_scale=scale, seed=cfg.seed, trajectories=cfg.k, stop=stop)
 
     def _pick(self, batch, res, score):
         if self.uses_verify:
