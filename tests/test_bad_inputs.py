@@ -614,6 +614,8 @@ add("dataset", "build-arc-missing-source", lambda c: (
 # -- plugins --------------------------------------------------------------------------------------------
 add("plugins", "allow-list-unknown", lambda c: (["list"], ["TRMZOO_LOAD_PLUGINS", "'sudokuu'", "installed: arc"]),
     env={"TRMZOO_LOAD_PLUGINS": "trm,sudokuu"})
+add("plugins", "allow-list-empty", lambda c: (["list"], ["TRMZOO_LOAD_PLUGINS=' , '", "names no plugin", "unset it"]),
+    env={"TRMZOO_LOAD_PLUGINS": " , "})
 add("plugins", "block-list-unknown", lambda c: (["list"], ["TRMZOO_DISABLE_PLUGINS", "'mazee'", "maze"]),
     env={"TRMZOO_DISABLE_PLUGINS": "mazee"})
 add("plugins", "run-needs-disabled-plugin", lambda c: (["eval", c.w.run], ["needs plugin 'maze'", "TRMZOO_DISABLE_PLUGINS"]),

@@ -70,6 +70,9 @@ def load_plugins() -> None:
     allowed = _env_list("TRMZOO_LOAD_PLUGINS")
     blocked = _env_list("TRMZOO_DISABLE_PLUGINS") or []
     known = sorted({ep.name for ep in _entry_points()})
+    if allowed == []:  # set to "" or ",": most likely meant to be unset; loading nothing leaves nothing to run
+        raise PluginError(f"TRMZOO_LOAD_PLUGINS={os.environ['TRMZOO_LOAD_PLUGINS']!r} names no plugin; name some "
+                          f"(installed: {', '.join(known) or 'none'}) or unset it to load them all")
     for var, names in (("TRMZOO_LOAD_PLUGINS", allowed or []), ("TRMZOO_DISABLE_PLUGINS", blocked)):
         unknown = [name for name in names if name not in known]
         if unknown:
