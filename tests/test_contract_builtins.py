@@ -61,3 +61,13 @@ def test_task_contract(task, tmp_path):
                            puzzles=[arc_task_json()], roundtrip=False)
     else:
         testing.check_task(task, tmp_path, plugin=plugin, options=options, metric=metric)
+
+
+STRATEGY_TASK = {"box_rows": 2, "box_cols": 2}  # symmetries and verify come from a task: 4x4 Sudoku's
+
+
+@pytest.mark.parametrize("name", sorted(get_registry().contributions["strategies"]["strategy"]))
+def test_strategy_contract(name):
+    options = {"k": 2} if name not in ("plain", "depth") else None
+    task = testing.make_task("sudoku", STRATEGY_TASK)
+    testing.check_strategy(name, plugin="strategies", options=options, task=task)

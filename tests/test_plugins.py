@@ -91,6 +91,10 @@ def test_broken_plugin_is_reported_and_isolated(fresh, site):
         reg = registry.get_registry()
     assert "trm_sudoku_mlp" in reg.model
     assert "zoo_test_broken" in plugins.plugin_failures()
+    rows = json.loads(CliRunner().invoke(cli, ["plugins", "--json"]).output)  # the same list as when all load
+    assert {row["name"]: row["loaded"] for row in rows}["zoo_test_broken"] is False
+    assert next(row for row in rows if row["name"] == "zoo_test_broken")["error"].endswith("boom at import")
+    assert all(row["loaded"] and row["error"] is None for row in rows if row["name"] != "zoo_test_broken")
     model = trmzoo.create_model("trm_sudoku_att", hidden_size=64, backbone={"num_heads": 2})
     assert model.config.hidden_size == 64
 
@@ -129,6 +133,48 @@ def test_plugins_can_add_cli_commands(fresh, site):
         assert result.output.strip() == "hello from a plugin"
     finally:
         cli_module.cli.commands.pop("hello-zoo", None)
+
+
+def test_a_failing_register_commands_takes_the_whole_plugin_out(fresh, site):
+    install_dist(site, "zoo-test-halfcmd", "zoo_test_halfcmd", textwrap.dedent(EXTRA_BACKBONE) + """
+import click
+
+@hookimpl
+def register_commands(cli):
+    @cli.command(name="half-zoo")
+    def half():
+        click.echo("half")
+    raise RuntimeError("boom after one command")
+""")
+    from trmzoo import cli as cli_module
+
+    assert "conv" in registry.get_registry().backbone
+    with pytest.warns(UserWarning, match=r"'zoo_test_halfcmd' failed to register.*boom after one command"):
+        cli_module._add_plugin_commands()
+    assert "half-zoo" not in cli_module.cli.commands and "conv" not in registry.get_registry().backbone
+    assert "zoo_test_halfcmd" in plugins.plugin_failures()
+
+
+def test_a_component_registered_under_another_name_than_its_kind_is_skipped_by_name(fresh, site):
+    install_dist(site, "zoo-test-rename", "zoo_test_rename", EXTRA_BACKBONE.replace('register("conv"', 'register("conv2"'))
+    with pytest.warns(UserWarning, match=r"'zoo_test_rename' failed to register.*backbone 'conv2' is registered with "
+                                         r"a config whose kind is 'conv'"):
+        reg = registry.get_registry()
+    assert "conv" not in reg.backbone and "conv2" not in reg.backbone and "attention" in reg.backbone
+
+
+@pytest.mark.parametrize("hooks, words", [
+    ("@hookimpl\ndef register_task(register):\n    pass\n", "defines 'register_task', which trmzoo has no hook of"),
+    ("@hookimpl\ndef register_tasks(reg):\n    pass\n", "hooks do not fit trmzoo's: .*register_tasks.*'reg'"),
+], ids=["misspelt-hook", "misnamed-argument"])
+def test_a_hook_that_fits_no_spec_skips_its_plugin_and_nothing_else(fresh, site, hooks, words):
+    install_dist(site, "zoo-test-typo", "zoo_test_typo", textwrap.dedent(EXTRA_BACKBONE) + hooks)
+    with pytest.warns(UserWarning, match=f"'zoo_test_typo' was skipped: its? {words}"):
+        reg = registry.get_registry()
+    assert "trm_sudoku_mlp" in reg.model and "conv" not in reg.backbone
+    assert "zoo_test_typo" in plugins.plugin_failures() and "\n" not in plugins.plugin_failures()["zoo_test_typo"]
+    result = CliRunner().invoke(cli, ["list"])
+    assert result.exit_code == 0 and "trm_sudoku_mlp" in result.output
 
 
 ECHO_BACKBONE = """

@@ -77,3 +77,17 @@ def test_bad_puzzles_end_in_one_line(model_dir, puzzle, message):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_a_trace_of_a_sequence_that_is_no_square_grid_is_drawn_as_one_row(tmp_path):
+    """A plugin's task may read any length (a sort of 5 numbers): its trace is one row of cells per step."""
+    from types import SimpleNamespace
+
+    from trmzoo.plot import draw_trace
+    from trmzoo.task import Puzzle, Solution
+
+    trace = [np.array([3, 1, 4, 1, 5]), np.array([1, 1, 3, 4, 5])]
+    solution = Solution(tokens=trace[-1], steps=2, q_halt=0.9, trace=trace, q_trace=[0.2, 0.9])
+    task = SimpleNamespace(cell_text=str)
+    out = draw_trace(solution, task, Puzzle(inputs=np.array([3, 1, 4, 1, 5])), tmp_path / "t.png")
+    assert out.read_bytes().startswith(b"\x89PNG")

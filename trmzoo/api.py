@@ -75,4 +75,5 @@ def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool =
     if strategy is not None:
         options = {**(strategy_options or {}), "early_exit": True} if early_exit else strategy_options
         built = make_strategy(strategy, options, task=task)
-    return task.solve(model, task.parse(puzzle), early_exit=early_exit, strategy=built)
+    extra = {} if built is None else {"strategy": built}  # a task's solve written before strategies takes none
+    return task.solve(model, task.parse(puzzle), early_exit=early_exit, **extra)

@@ -409,7 +409,7 @@ def solve(model, puzzle, early_exit, as_json, trace, overwrite, strategy, strate
         built = make_strategy(strategy, {**options, "early_exit": True} if early_exit else options, task=task)
         if trace and not built.traces:
             raise TrmzooError(f"--trace: strategy {strategy!r} keeps no per-step answers; only the plain rollout has a trace")
-    solution = task.solve(loaded, parsed, early_exit=early_exit, strategy=built)
+    solution = task.solve(loaded, parsed, early_exit=early_exit, **({} if built is None else {"strategy": built}))
     if trace:
         draw_trace(solution, task, parsed, trace)
     if as_json:
@@ -482,12 +482,13 @@ def plugins(as_json):
     reg = get_registry()
     rows = [
         {"name": info.name, "module": info.module, "distribution": info.distribution, "version": info.version,
-         "hooks": info.hooks, "contributes": reg.contributions.get(info.name, {})}
+         "hooks": info.hooks, "contributes": reg.contributions.get(info.name, {}), "loaded": True, "error": None}
         for info in plugin_infos()
     ]
     failures = plugin_failures()
-    if as_json:
-        return _echo_json({"plugins": rows, "failed": failures} if failures else rows)
+    if as_json:  # one list, whatever failed: a failed plugin is a row with loaded false and why
+        return _echo_json(rows + [{"name": name, "module": None, "distribution": None, "version": None, "hooks": [],
+                                   "contributes": {}, "loaded": False, "error": why} for name, why in failures.items()])
     for row in rows:
         contributed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in row["contributes"].items())
         click.echo(f"{row['name']} ({row['distribution']} {row['version']}): {contributed or 'nothing'}")
@@ -767,16 +768,21 @@ def _settings(section) -> str:
 
 
 def _add_plugin_commands() -> None:
-    """Each plugin's ``register_commands``; one that raises is isolated like a plugin failing at import."""
+    """Each plugin's ``register_commands``; one that raises is isolated like a plugin failing at import:
+    the commands it added and everything it registered are taken out."""
     from trmzoo.plugins import isolate, pm
     from trmzoo.registry import get_registry
 
-    get_registry()
+    registry = get_registry()
     for impl in pm.hook.register_commands.get_hookimpls():
+        before = set(cli.commands)
         try:
             impl.function(cli=cli)
         except Exception as exc:
+            for name in set(cli.commands) - before:
+                cli.commands.pop(name)
             isolate(impl.plugin_name, exc, "register_commands")
+            registry.drop(impl.plugin_name)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -101,24 +102,26 @@ def draw_trace(solution, task, puzzle, out: str | Path) -> Path:
     out = picture_path(out)
     plt = _pyplot()
     steps = len(solution.trace)
-    side = int(round(np.sqrt(len(solution.trace[0]))))
+    cells = len(solution.trace[0])
+    side = math.isqrt(cells)
+    shape = (side, side) if side * side == cells else (1, cells)  # a square grid, else one row
     cols = min(steps, 8)
     rows = -(-steps // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
-    given = np.asarray(puzzle.inputs).reshape(side, side)
+    given = np.asarray(puzzle.inputs).reshape(shape)
     previous = given
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= steps:
             continue
-        grid = solution.trace[i].reshape(side, side)
+        grid = solution.trace[i].reshape(shape)
         changed = grid != previous
         ax.imshow(changed, cmap="Oranges", vmin=0, vmax=1.5)
-        for r in range(side):
-            for c in range(side):
+        for r in range(shape[0]):
+            for c in range(shape[1]):
                 weight = "bold" if given[r, c] == grid[r, c] else "normal"
                 ax.text(c, r, task.cell_text(int(grid[r, c])), ha="center", va="center",
-                        fontsize=max(4, 60 // side), weight=weight)
+                        fontsize=max(4, 60 // max(shape)), weight=weight)
         ax.set_title(f"step {i + 1}  q={solution.q_trace[i]:.2f}", fontsize=8)
         previous = grid
     fig.tight_layout()

@@ -106,7 +106,11 @@ def load_plugins() -> None:
             _failures[ep.name] = f"needs plugin API {wanted}, this trmzoo offers {PLUGIN_API_VERSION}"
             warnings.warn(f"trmzoo plugin {ep.name!r} was skipped: it {_failures[ep.name]}", stacklevel=2)
             continue
-        pm.register(module, name=ep.name)
+        problem = _register_checked(module, ep.name)
+        if problem:
+            _failures[ep.name] = problem
+            warnings.warn(f"trmzoo plugin {ep.name!r} was skipped: {problem}", stacklevel=2)
+            continue
         _infos[ep.name] = PluginInfo(
             name=ep.name,
             module=ep.value,
@@ -115,6 +119,22 @@ def load_plugins() -> None:
             hooks=sorted(caller.name for caller in pm.get_hookcallers(module) or []),
         )
     pm.check_pending()
+
+
+def _register_checked(module, name: str) -> str:
+    """Register ``module``'s hooks; what is wrong with them (a hook trmzoo does not have, arguments its spec
+    does not give), with the plugin left unregistered, or "" when they fit."""
+    try:
+        pm.register(module, name=name)
+    except pluggy.PluginValidationError as exc:
+        if pm.get_plugin(name) is not None:  # the hooks checked before the failing one stay registered
+            pm.unregister(plugin=module, name=name)
+        return "its hooks do not fit trmzoo's: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    unknown = sorted(caller.name for caller in pm.get_hookcallers(module) or [] if not caller.has_spec())
+    if unknown:
+        pm.unregister(plugin=module, name=name)
+        return f"it defines {', '.join(map(repr, unknown))}, which trmzoo has no hook of (see trmzoo.hookspecs)"
+    return ""
 
 
 def isolate(name: str, exc: BaseException, hook: str) -> None:

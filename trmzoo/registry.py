@@ -149,6 +149,15 @@ def _collect(reg: Registry, hook_name: str, make_register: Callable[[str], Calla
             reg.drop(impl.plugin_name)
 
 
+def _check_tag(plugin: str, kind: str, name: str, config_cls: Any, tag: str) -> None:
+    """A recipe selects a component by its config's ``tag`` field (``kind: attention``), whose default must
+    be the name it is registered under; otherwise recipes name one and lookups the other."""
+    field = getattr(config_cls, "model_fields", {}).get(tag)
+    if field is not None and field.default != name:
+        raise PluginError(f"plugin {plugin!r}: {kind} {name!r} is registered with a config whose {tag} is "
+                          f"{field.default!r}; register it as {field.default!r} or set its {tag} to {name!r}")
+
+
 def get_registry() -> Registry:
     """Load plugins and fill the tables on first use."""
     global _registry
@@ -160,6 +169,7 @@ def get_registry() -> Registry:
     def component(kind: str):
         def bind(plugin: str):
             def register(name: str, config_cls: type, build: Callable) -> None:
+                _check_tag(plugin, kind, name, config_cls, "kind")
                 reg._add(kind, name, Component(name, config_cls, build, plugin), plugin)
 
             return register
@@ -168,6 +178,7 @@ def get_registry() -> Registry:
 
     def task_register(plugin: str):
         def register(name: str, task_cls: type) -> None:
+            _check_tag(plugin, "task", name, getattr(task_cls, "Config", None), "name")
             reg._add("task", name, TaskEntry(name, task_cls, plugin), plugin)
 
         return register

@@ -23,11 +23,13 @@ from trmzoo.core.supervision import IGNORE_LABEL
 from trmzoo.errors import PuzzleError
 
 
-def read_puzzle_text(text: str) -> tuple[str, str | None]:
+def read_puzzle_text(text: str, *, inline_slashes: bool = False) -> tuple[str, str | None]:
     """A puzzle given inline or as a file path: ``(text, path)``, path None for inline text.
 
     One line naming an existing file is read; one that looks like a path (a slash, a file suffix)
     but names no file is an error saying so; anything else is taken as the puzzle itself.
+    ``inline_slashes``: the task's one-line puzzles hold ``/`` (as row separators), so a slash alone
+    does not make a path.
     """
     if not isinstance(text, str):
         raise PuzzleError(f"puzzle {text!r}: give the puzzle as text, or the path of a file holding it")
@@ -42,7 +44,7 @@ def read_puzzle_text(text: str) -> tuple[str, str | None]:
     if not is_file:
         if path.exists():  # a folder, a device or a pipe, which may never end
             raise PuzzleError(f"{candidate}: not a regular file; give the puzzle as text or in a file")
-        if looks_like_path(candidate):
+        if looks_like_path(candidate.replace("/", "") if inline_slashes else candidate):
             raise PuzzleError(f"{candidate}: no such file (it looks like a path, not a puzzle)")
         return text, None
     try:

@@ -35,7 +35,9 @@ from trmzoo.data.format import read_identifiers, read_split
 from trmzoo.data.loader import eval_batches
 from trmzoo.errors import PuzzleError
 from trmzoo.evaluation import evaluate, make_evaluator
-from trmzoo.factory import build_model, create_task, entry_config, model_config, resolve_model_config, task_of
+from trmzoo.factory import (
+    build_model, create_task, entry_config, make_strategy, model_config, resolve_model_config, task_of,
+)
 from trmzoo.plugins import plugin_failures, plugin_infos, pm
 from trmzoo.recipe import load_recipe
 from trmzoo.registry import get_registry
@@ -367,6 +369,9 @@ def check_solve(task: Task, puzzle: Puzzle, num_puzzle_identifiers: int = 1, dat
         f"the task rebuilt from the saved config is {rebuilt.config!r}, not {task.config!r}"
     solution = rebuilt.solve(model, puzzle)
     assert isinstance(solution, Solution), f"solve returned {type(solution).__name__}, not a Solution"
+    with_strategy = rebuilt.solve(model, puzzle, early_exit=False, strategy=make_strategy(None, task=rebuilt))
+    assert np.array_equal(with_strategy.tokens, solution.tokens), \
+        "solve with the plain strategy (what `trmzoo solve --strategy plain` passes) gave another answer"
     assert np.shape(solution.tokens) == (task.seq_len,), \
         f"the solution has tokens of shape {np.shape(solution.tokens)}, expected ({task.seq_len},)"
     assert 0 <= int(np.min(solution.tokens)) and int(np.max(solution.tokens)) < task.vocab_size, \
@@ -398,6 +403,46 @@ def check_converter(name: str, checkpoint: str | Path, config: str | Path | None
     return model
 
 
+def make_task(name: str, options: dict | None = None) -> Task:
+    """The registered task ``name`` with build ``options`` (a recipe's ``task`` section without its name)."""
+    task_cls = check_registered("task", name).task_cls
+    return task_cls(task_cls.Config.model_validate({"name": name, **(options or {})}))
+
+
+def check_strategy(name: str, plugin: str | None = None, *, options: dict | None = None, task: Task | None = None,
+                   model: RecursiveModel | None = None) -> None:
+    """An inference strategy: registration, its options' schema, and one batch answered with what
+    ``trmzoo.evaluate`` reads (``Answers`` of the batch's shapes, tokens in the vocabulary, finite
+    confidences, steps within what ran, and a spend of at least one supervision step per sample). ``task``
+    is the task it is given (some strategies read its symmetries or ``verify``); ``model`` one that fits
+    the task (default: a tiny model of the task's sizes, or of any)."""
+    from trmzoo.strategy import Answers, Strategy, StrategyConfig
+
+    entry = check_registered("strategy", name, plugin)
+    assert isinstance(entry.strategy_cls, type) and issubclass(entry.strategy_cls, Strategy), \
+        f"strategy {name!r}: {entry.strategy_cls} is not a trmzoo.strategy.Strategy"
+    assert issubclass(entry.strategy_cls.Config, StrategyConfig), \
+        f"strategy {name!r}: its Config is not a trmzoo.strategy.StrategyConfig"
+    if model is None:
+        sizes = {} if task is None else {"vocab_size": task.vocab_size, "seq_len": task.seq_len}
+        model = tiny_model(**sizes).eval()
+    batch = tiny_batch(model, batch_size=3)
+    with torch.no_grad():
+        answers = make_strategy(name, options, task=task).run(model, batch)
+    assert isinstance(answers, Answers), f"strategy {name!r}: run returned {type(answers).__name__}, not Answers"
+    rows, length = batch["inputs"].shape
+    assert tuple(answers.preds.shape) == (rows, length) and not answers.preds.is_floating_point(), \
+        f"strategy {name!r}: preds {answers.preds.dtype} {tuple(answers.preds.shape)}, expected integers ({rows}, {length})"
+    assert 0 <= int(answers.preds.min()) and int(answers.preds.max()) < model.config.vocab_size, \
+        f"strategy {name!r}: answers hold tokens outside the vocabulary"
+    assert tuple(answers.q_halt.shape) == (rows,) and bool(torch.isfinite(answers.q_halt.float()).all()), \
+        f"strategy {name!r}: q_halt {tuple(answers.q_halt.shape)}, expected ({rows},) finite values"
+    assert tuple(answers.steps.shape) == (rows,) and int(answers.steps.min()) >= 1, \
+        f"strategy {name!r}: steps {answers.steps.tolist()}, expected one count of at least 1 per sample"
+    assert isinstance(answers.sample_steps, int) and answers.sample_steps >= rows, \
+        f"strategy {name!r}: sample_steps {answers.sample_steps!r}, expected a whole number of at least {rows}"
+
+
 def check_task(name: str, directory: str | Path, *, plugin: str | None = None, options: dict | None = None,
                puzzles: list[str] | None = None, metric: str = "exact_accuracy", roundtrip: bool = True,
                evaluator_options: dict | None = None) -> None:
@@ -407,12 +452,11 @@ def check_task(name: str, directory: str | Path, *, plugin: str | None = None, o
     the evaluator's accuracy that perfect predictions must bring to 1; ``roundtrip=False`` for a task
     whose ``render`` draws answers in a format ``parse`` does not read (then ``puzzles`` are needed);
     ``evaluator_options`` go to ``Task.evaluator`` as ``--option`` would send them."""
-    entry = check_registered("task", name, plugin)
-    task_cls = entry.task_cls
+    task_cls = check_registered("task", name, plugin).task_cls
     assert isinstance(task_cls, type) and issubclass(task_cls, Task), f"task {name!r}: {task_cls} is not a trmzoo.Task"
     assert task_cls.name == name, f"task {name!r}: its class says name = {task_cls.name!r}"
     check_config_class(task_cls.Config, "name", name)
-    task = task_cls(task_cls.Config.model_validate({"name": name, **(options or {})}))
+    task = make_task(name, options)
     assert task.vocab_size > 0 and task.seq_len > 0, f"task {name!r}: vocab {task.vocab_size}, seq_len {task.seq_len}"
     directory = Path(directory)
     task.build(directory, progress=False)
@@ -437,7 +481,8 @@ class PluginContract:
     an evaluator reports, per task name (default ``exact_accuracy``). ``evaluator_options``:
     options per task name for its evaluator. ``component_options``: config sections per contributed
     backbone, recursion or halting name. ``model_overrides``: extra tiny-model settings per component
-    name (e.g. ``{"pos_encodings": "none"}``).
+    name (e.g. ``{"pos_encodings": "none"}``). ``strategy_options``: options per contributed strategy;
+    ``strategy_tasks``: the task name a strategy is given (built with ``task_options``), where it needs one.
     """
 
     plugin: str = ""
@@ -447,6 +492,8 @@ class PluginContract:
     component_options: dict[str, dict] = {}
     model_overrides: dict[str, dict] = {}
     evaluator_options: dict[str, dict] = {}
+    strategy_options: dict[str, dict] = {}
+    strategy_tasks: dict[str, str] = {}
 
     def _names(self, kind: str) -> list[str]:
         import pytest
@@ -484,6 +531,12 @@ class PluginContract:
     def test_models(self):
         for name in self._names("model"):
             check_model_entry(name, self.plugin)
+
+    def test_strategies(self):
+        for name in self._names("strategy"):
+            task = self.strategy_tasks.get(name)
+            check_strategy(name, self.plugin, options=self.strategy_options.get(name),
+                           task=make_task(task, self.task_options.get(task)) if task else None)
 
     def test_recipes(self):
         import pytest

@@ -78,6 +78,15 @@ def test_parse_errors_name_the_position(text, message):
         nqueens(size=6).parse(text)
 
 
+def test_a_puzzle_file_reads_like_the_text_it_holds(tmp_path):
+    text = ".Q..../....../....../....../....../......"
+    (tmp_path / "board.txt").write_text(text.replace("/", "\n") + "\n")
+    task = nqueens(size=6)
+    assert np.array_equal(task.parse(str(tmp_path / "board.txt")).inputs, task.parse(text).inputs)
+    with pytest.raises(PuzzleError, match="no such file"):
+        task.parse(str(tmp_path / "missing.txt"))
+
+
 def test_evaluator_counts_a_valid_board_and_rejects_attacks():
     task = nqueens(size=4)
     solution = np.array([[1, 2, 1, 1], [1, 1, 1, 2], [2, 1, 1, 1], [1, 1, 2, 1]], np.uint8).reshape(1, -1)

@@ -19,7 +19,7 @@ from trmzoo import Puzzle, Task, TaskConfig
 from trmzoo.data import DatasetMetadata, SplitArrays, write_identifiers, write_split
 from trmzoo.data.grids import dihedral, inverse_dihedral
 from trmzoo.errors import DataError, PuzzleError
-from trmzoo.task import GridEvaluator
+from trmzoo.task import GridEvaluator, read_puzzle_text
 
 from trmzoo_nqueens.board import Cell, attack, completions, make_puzzle
 
@@ -155,9 +155,9 @@ class NQueensTask(Task):
 
     # -- single puzzles --------------------------------------------------------------------
     def parse(self, text: str) -> Puzzle:
-        """N rows of ``.`` (empty) and ``Q`` (queen), one per line or separated by ``/``."""
+        """N rows of ``.`` (empty) and ``Q`` (queen), one per line or separated by ``/``; or a file of them."""
         n = self.config.size
-        text = text.strip()
+        text = read_puzzle_text(text, inline_slashes=True)[0].strip()
         rows = [row.strip() for row in text.replace("/", "\n").splitlines() if row.strip()]
         if len(rows) == 1 and len(rows[0]) == n * n:
             rows = [rows[0][i : i + n] for i in range(0, n * n, n)]
