@@ -29,6 +29,10 @@ from trmzoo.train.trainer import Trainer, train
 # several puzzle ids per batch, shared between the two halves: the sparse gather matters
 SETS = ("train.max_steps=6", "train.log_interval=2", "train.eval_interval=3", "train.puzzle_emb_lr=0.1",
         "train.checkpoint_interval=3")
+# the inner-loop schedule with noisy parallel latents, from weights whose halting head fires at once: samples halt
+# at steps their exploration draws set, so one process's half of the batch halts before the other's
+OPTIONS = ("train.schedule=inner_loop", "train.parallel_latents=2", "train.latent_noise=0.5",
+           "model.halting.exploration_prob=0.5", "train.log_interval=1")
 KILLED_AFTER_STEP = 4  # the elastic run's rank 1 dies here, one step after the checkpoint at step 3
 LAUNCH_TIMEOUT_S = 180
 
@@ -90,6 +94,26 @@ def runs(tmp_path_factory) -> Path:
     return base
 
 
+def halting_weights(base: Path, data: Path) -> Path:
+    """The recipe's model with a halting head that fires at once (q_halt +3), saved as a weight folder."""
+    from trmzoo.weights import save_pretrained
+
+    t = Trainer(load_recipe(RECIPE, (f"data.dir={data}",)), base / "scratch", progress=False)
+    with torch.no_grad():
+        t.model.q_head.bias.copy_(torch.tensor([3.0, -3.0]))
+    return save_pretrained(t.model, base / "halting-weights")
+
+
+@pytest.fixture(scope="module")
+def options_runs(runs) -> Path:
+    """One process and two with OPTIONS, from the same halting weights."""
+    weights = halting_weights(runs, runs / "data")
+    train(str(RECIPE), overrides=(f"data.dir={runs / 'data'}", *SETS, *OPTIONS), out=str(runs / "options-single"),
+          init_from=str(weights), progress=False)
+    finish(torchrun(runs, runs / "data", "options", nnodes=1, nproc=2, port=free_port()))
+    return runs
+
+
 @pytest.fixture(scope="module")
 def two_nodes(runs) -> Path:
     """The same two-process run as two torchrun nodes of one process each."""
@@ -137,6 +161,19 @@ def test_two_processes_log_and_evaluate_like_one(runs):
         for key in a:
             if key != "samples_per_s":
                 assert a[key] == pytest.approx(b[key], abs=1e-5), key
+
+
+@pytest.mark.slow
+def test_the_inner_loop_and_noisy_parallel_latents_train_like_one_process(options_runs):
+    one = torch.load(options_runs / "options-single" / "resume.pt", weights_only=True)
+    two = torch.load(options_runs / "options" / "resume.pt", weights_only=True)
+    assert one["step"] == two["step"] == 6 and one["loader"] == two["loader"]  # no hang; the same batches taken
+    assert torch.equal(one["torch_rng"], two["torch_rng"])  # the latent noise drawn for the whole global batch
+    assert close(one["model"], two["model"]) == [] and close(one["ema"], two["ema"]) == []
+    steps = [(r["step"], r["steps"]) for r in read_metrics(options_runs / "options-single") if "steps" in r]
+    assert len({s for _, s in steps}) > 1  # samples halted at different steps: the schedule was exercised
+    assert steps == pytest.approx([(r["step"], r["steps"]) for r in read_metrics(options_runs / "options")
+                                   if "steps" in r], abs=1e-6)
 
 
 @pytest.mark.slow
@@ -204,7 +241,9 @@ def worker(data_dir: str, base: str, mode: str) -> None:
 
         Trainer.train_step = step_then_die
     out = Path(base) / (f"rank{rank}" if mode == "one-node" else mode)  # one node: each rank gets a folder
-    metrics = train(str(RECIPE), overrides=(f"data.dir={data_dir}", *SETS), out=str(out), progress=False)
+    options = OPTIONS if mode == "options" else ()
+    metrics = train(str(RECIPE), overrides=(f"data.dir={data_dir}", *SETS, *options), out=str(out), progress=False,
+                    init_from=str(Path(base) / "halting-weights") if options else None)
     if mode == "one-node":
         Path(base, f"report{rank}.json").write_text(json.dumps(metrics))  # the test's record, not the run's
 

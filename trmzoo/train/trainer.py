@@ -329,7 +329,8 @@ class Trainer:
         with self._stage(self.state.step + 1):
             carry, metrics = self._optimizer_step(carry, batch, before)
         if schedule == "inner_loop":
-            if bool(carry.halted.all()):
+            running = D.all_reduce_sum({"running": (~carry.halted).sum()}, self.dist)["running"]
+            if running == 0:  # every sample of the global batch halted: all processes take new batches together
                 carry = None
             else:
                 carry.halted = torch.zeros_like(carry.halted)
@@ -382,8 +383,11 @@ class Trainer:
         k, size = cfg.parallel_latents, batch["inputs"].shape[0]
         start = replicate(self.model.begin(carry, batch), k)
         if start.z is not None and cfg.latent_noise > 0:
-            noise = cfg.latent_noise * torch.randn_like(start.z[size:])
-            start.z = torch.cat((start.z[:size], start.z[size:] + noise))
+            # drawn for the whole global batch, this process's rows kept: N processes train like one
+            shape = (k - 1, cfg.global_batch_size, *start.z.shape[1:])
+            lo = self.dist.rank * size
+            noise = torch.randn(shape, device=start.z.device, dtype=start.z.dtype)[:, lo : lo + size].flatten(0, 1)
+            start.z = torch.cat((start.z[:size], start.z[size:] + cfg.latent_noise * noise))
         carry, out = self.model.step(start, start.data, explore=replicate(explore, k))
         with torch.no_grad():
             labels = carry.data["labels"]
