@@ -374,6 +374,19 @@ def test_solve_votes_over_every_known_version(arc1, tmp_path):
         assert np.array_equal(grids[0], original) and np.array_equal(grids[1], original)
 
 
+@pytest.mark.parametrize("name, options", [("noise", {"k": 3, "scale": 1.0}), ("halt_first", {"k": 2}),
+                                           ("depth", {"steps": 3}), ("symmetry", {"inner": "noise"})])
+def test_solve_takes_every_strategy_that_eval_takes(arc1, tmp_path, name, options):
+    from trmzoo.factory import make_strategy
+
+    task = make_task()
+    puzzle = task.parse(str(task_file(tmp_path, arc1)))
+    model = tiny_model(arc1)
+    model.train()  # as a loaded model in a script may be: solving takes no gradients all the same
+    solution = task.solve(model, puzzle, strategy=make_strategy(name, options, task=task))
+    assert [len(a) for a in solution.attempts] == [2, 2] and solution.trace == []
+
+
 def test_solve_refuses_a_task_the_model_never_saw(arc1, tmp_path):
     task = make_task()
     path = tmp_path / "deadbeef.json"

@@ -608,6 +608,18 @@ add("dataset", "build-option-with-equals-out-of-range", lambda c: (
     ["data", "build", "maze", "--out", c.t / "x", "--size=1"], ["size", "greater than or equal to 3"]))
 add("dataset", "build-onto-dataset", lambda c: (["data", "build", "maze", "--out", c.copy(c.w.data, "d"), "--size", 5],
                                                 ["already holds a dataset", "--overwrite"]))
+def arc_source_with(c: Ctx, name: str, text: str) -> Path:
+    """The shipped ARC sample with one of its files replaced by ``text``."""
+    source = c.copy(ARC_DATA, "src")
+    put(source / name, text)
+    return source
+
+
+for which in ("challenges", "solutions"):  # a Kaggle file that holds a JSON list, not tasks by id
+    add("dataset", f"build-arc-{which}-a-list", lambda c, w=which: (
+        ["data", "build", "arc", "--out", c.t / "x", "--subsets", "training", "--test-set-name", "training",
+         "--source", arc_source_with(c, f"arc-agi_training_{w}.json", "[]")],
+        [f"arc-agi_training_{w}.json", "expected an object", "JSON list"]))
 add("dataset", "build-arc-missing-source", lambda c: (
     ["data", "build", "arc", "--out", c.t / "x", "--source", c.t / "nothing", "--subsets", "training"], ["nothing"]))
 

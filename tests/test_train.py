@@ -401,6 +401,12 @@ def test_dry_run_refuses_what_the_run_would_refuse_and_changes_nothing(maze_dir,
     assert {p: p.read_bytes() for p in base_run.rglob("*") if p.is_file()} == before
 
 
+def test_dry_run_refuses_augmentation_of_a_dataset_with_puzzle_identifiers(multi_dir):
+    result = CliRunner().invoke(cli, ["train", str(RECIPE), "--dry-run", f"--set=data.dir={multi_dir}",
+                                      "--set", "train.augment=true"])
+    assert result.exit_code == 1 and result.output.startswith("error: --set train.augment: the dataset has 9 puzzle")
+
+
 def test_resuming_a_finished_run_reports_its_evaluation_and_changes_nothing(base_run, tmp_path):
     run = tmp_path / "finished"
     shutil.copytree(base_run, run)

@@ -101,6 +101,7 @@ def model_identifiers(model) -> list[str]:
     return identifiers
 
 
+@torch.no_grad()  # as Task.solve: a strategy's answers carry no graph
 def solve_puzzle(model, puzzle: Puzzle, *, early_exit: bool = False, max_augmentations: int | None = None,
                  batch_size: int = 64, strategy=None) -> ArcSolution:
     """Vote over the model's known versions of ``puzzle``'s task (the original plus at most

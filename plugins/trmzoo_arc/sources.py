@@ -32,10 +32,15 @@ def _read_json(path: Path) -> Any:
 def _kaggle(prefix: Path, subset: str) -> dict:
     challenges = Path(f"{prefix}_{subset}_challenges.json")
     puzzles = _read_json(challenges)
+    if not isinstance(puzzles, dict):
+        raise DataError(f"{challenges}: expected an object of tasks by id, got a JSON {type(puzzles).__name__}")
     solutions_path = Path(f"{prefix}_{subset}_solutions.json")
     if not solutions_path.is_file():
         return puzzles
     solutions = _read_json(solutions_path)
+    if not isinstance(solutions, dict):
+        raise DataError(f"{solutions_path}: expected an object of solution grids by task id, got a JSON "
+                        f"{type(solutions).__name__}")
     for task_id, puzzle in puzzles.items():
         tests = puzzle.get("test", []) if isinstance(puzzle, dict) else []
         outputs = solutions.get(task_id)

@@ -83,8 +83,21 @@ def check_model(recipe, task, metadata=None):
     what a run would refuse about its model, before any data is built."""
     config = resolve_model_config(recipe, metadata, task=task)
     check_training_settings(recipe, config)
+    if recipe.train.augment:
+        check_augment(task, metadata)
     with torch.device("meta"):
         return config, build_model(config)
+
+
+def check_augment(task: Task, metadata=None) -> None:
+    """What ``train.augment`` needs: a task that augments, and (once the data is built) one puzzle identifier,
+    since a fresh transform of a puzzle would not match the embedding of the version it was built as."""
+    if type(task).augment is Task.augment:
+        raise RecipeError(f"train.augment: the task {task.name!r} defines no augmentation")
+    ids = 0 if metadata is None else metadata.num_puzzle_identifiers
+    if ids > 1:
+        raise RecipeError(f"train.augment: the dataset has {ids} puzzle identifiers; a fresh transform would not "
+                          "match a puzzle's own embedding (build the augmented versions instead)")
 
 
 def check_training_settings(recipe, config) -> None:
@@ -224,12 +237,8 @@ class Trainer:
     # -- set-up ------------------------------------------------------------------------------
     def _augmenter(self) -> Augment:
         """On-the-fly augmentation through the task's ``augment``, one fresh transform per row."""
-        task, ids = self.task, self.metadata.num_puzzle_identifiers
-        if type(task).augment is Task.augment:
-            raise RecipeError(f"train.augment: the task {task.name!r} defines no augmentation")
-        if ids > 1:
-            raise RecipeError(f"train.augment: the dataset has {ids} puzzle identifiers; a fresh transform would not "
-                              "match a puzzle's own embedding (build the augmented versions instead)")
+        task = self.task
+        check_augment(task, self.metadata)
 
         def augment(inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
             new_inputs, new_labels = np.empty_like(inputs), np.empty_like(labels)
