@@ -635,6 +635,9 @@ add("plugins", "run-needs-disabled-plugin", lambda c: (["eval", c.w.run], ["need
 add("plugins", "recipe-needs-disabled-backbone", lambda c: (
     ["train", c.recipe(), "--dry-run"], ["model.backbone", "'attention'"]), env={"TRMZOO_DISABLE_PLUGINS": "attention"})
 
+add("environment", "batch-not-divisible-by-the-processes", lambda c: (  # refused before the data is built
+    ["train", c.recipe({"data.dir": str(c.t / "new-data")}), "--out", c.t / "run", "--set", "train.global_batch_size=3"],
+    ["--set train.global_batch_size: 3 is not divisible by the 2 processes"]), env={"WORLD_SIZE": "2"})
 for variable in ("WORLD_SIZE", "TORCHELASTIC_RESTART_COUNT"):  # torchrun's, set by hand
     add("environment", f"{variable}-not-a-number", lambda c, v=variable: (["train", c.recipe(), "--out", c.t / "run"],
                                                                           [v, "'two'"]), env={variable: "two"})
@@ -812,6 +815,21 @@ def test_an_internal_error_is_one_line_saying_it_is_a_bug_and_debug_shows_the_tr
     assert len(message.splitlines()) == 1 and "bug" in message and "report it to" in message and "--debug" in message
     debug = CliRunner().invoke(cli, ["--debug", "list"])
     assert isinstance(debug.exception, ZeroDivisionError)
+
+
+def test_a_process_whose_torchrun_peer_died_says_so_instead_of_calling_it_a_bug(monkeypatch):
+    import trmzoo.registry
+
+    def peer_gone(*args, **kwargs):
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:29500")
+
+    monkeypatch.setattr(trmzoo.registry, "list_models", peer_gone)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = invoke("list")
+    message = error_message(result.output)
+    assert result.exit_code == 1 and "another process of this torchrun launch stopped" in message and "bug" not in message
+    monkeypatch.setenv("WORLD_SIZE", "1")  # one process: the same failure is nobody else's
+    assert invoke("list").exit_code == 70
 
 
 def test_a_plugin_whose_hook_raises_at_registration_is_isolated_like_one_failing_at_import(fresh, site):

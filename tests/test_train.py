@@ -416,6 +416,23 @@ def test_resuming_a_finished_run_reports_its_evaluation_and_changes_nothing(base
     assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_a_restarted_torchrun_worker_finds_the_default_folder_its_launch_started(base_run, multi_dir, tmp_path,
+                                                                                 monkeypatch):
+    """Without --out the folder is named by the first attempt's time; a restart finds it by its launch.json."""
+    started = tmp_path / "runs" / f"{RECIPE.stem}-20261207-031500"
+    shutil.copytree(base_run, started)
+    (started / "launch.json").write_text(json.dumps({"torchelastic_run_id": "launch-7"}))
+    before = {p.name: p.read_bytes() for p in started.rglob("*") if p.is_file()}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "launch-7")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    metrics = train(str(RECIPE), overrides=(f"data.dir={multi_dir}", "train.max_steps=12", "train.eval_interval=6",
+                                            "train.checkpoint_interval=6", "train.log_interval=3"), progress=False)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [started.name]  # no second folder
+    assert metrics["exact_accuracy"] == read_metrics(started)[-1]["eval/exact_accuracy"]
+    assert {p.name: p.read_bytes() for p in started.rglob("*") if p.is_file()} == before
+
+
 def test_a_run_stopped_by_its_time_budget_logs_its_last_steps(maze_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_out_of_time", lambda self, deadline: self.state.step >= 3)  # the budget, spent
     t = trainer(maze_dir, tmp_path / "run", "train.max_steps=10", "train.log_interval=5", "train.time_budget_s=60")

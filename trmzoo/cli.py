@@ -71,7 +71,20 @@ def user_message(exc: BaseException) -> str | None:
         return one_line(f"{exc.title}: {validation_summary(exc)}")
     if isinstance(exc, MemoryError):
         return "out of memory; use a smaller batch size or model"
+    if _lost_peer(exc):
+        return one_line(f"another process of this torchrun launch stopped, so this one cannot go on (that process "
+                        f"printed why; torchrun names it): {type(exc).__name__}: {exc}")
     return None
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    """A collective failed because another process of the launch is gone: its own error is what to read."""
+    import torch.distributed as dist
+
+    if os.environ.get("WORLD_SIZE", "1") in ("", "0", "1"):
+        return False
+    return isinstance(exc, getattr(dist, "DistError", ())) or (
+        isinstance(exc, RuntimeError) and any(word in str(exc) for word in ("gloo", "NCCL", "Connection reset")))
 
 
 def report_to() -> str:

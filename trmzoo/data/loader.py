@@ -48,6 +48,12 @@ Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarr
 validity-preserving transform per row, the same for a row's inputs and labels."""
 
 
+def check_batch_split(global_batch_size: int, world_size: int) -> None:
+    """Each of the ``world_size`` processes takes an equal share of the global batch."""
+    if global_batch_size % world_size:
+        raise RecipeError(f"train.global_batch_size: {global_batch_size} is not divisible by the {world_size} processes")
+
+
 class TrainBatches:
     """Endless training batches; ``position`` / ``seek`` give an exact resume point."""
 
@@ -55,8 +61,7 @@ class TrainBatches:
         self, metadata: DatasetMetadata, arrays: SplitArrays, *, global_batch_size: int, seed: int,
         rank: int = 0, world_size: int = 1, augment: Augment | None = None,
     ) -> None:
-        if global_batch_size % world_size:
-            raise RecipeError(f"train.global_batch_size: {global_batch_size} is not divisible by the {world_size} processes")
+        check_batch_split(global_batch_size, world_size)
         self.metadata, self.arrays = metadata, arrays
         self.global_batch_size = global_batch_size
         self.local_batch_size = global_batch_size // world_size

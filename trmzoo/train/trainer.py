@@ -37,7 +37,7 @@ from trmzoo.data.format import (
     DatasetMetadata, build_dataset, build_fingerprint, check_built_with, check_dataset_task, embedding_fingerprint,
     read_identifiers, read_split,
 )
-from trmzoo.data.loader import Augment, TrainBatches
+from trmzoo.data.loader import Augment, TrainBatches, check_batch_split
 from trmzoo.errors import CheckpointError, DataError, RecipeError, TrainingError, TrmzooError
 from trmzoo.evaluation import check_evaluator_options, evaluate, make_evaluator
 from trmzoo.factory import build_model, create_task, make_strategy, resolve_model_config
@@ -80,9 +80,10 @@ def check_run_folder(run_dir: Path, *, overwrite: bool) -> bool:
 def check_model(recipe, task, metadata=None):
     """The recipe's model config (sizes from the dataset's ``metadata``, or without data from the ``task``) and
     its model built on the meta device (shapes only, no memory), with the run's settings checked against it:
-    what a run would refuse about its model, before any data is built."""
+    what a run would refuse about its model and its batch, before any data is built."""
     config = resolve_model_config(recipe, metadata, task=task)
     check_training_settings(recipe, config)
+    check_batch_split(recipe.train.global_batch_size, D.env_int("WORLD_SIZE", 1))  # torchrun's process count
     if recipe.train.augment:
         check_augment(task, metadata)
     with torch.device("meta"):
@@ -654,7 +655,7 @@ def train(
                                   f"--init-from {run_dir}")
     else:
         recipe = validate_recipe(read_yaml(recipe_path), recipe_path, overrides)
-        run_dir = Path(out) if out else new_run_dir(recipe_path)
+        run_dir = Path(out) if out else _restarted_launch_folder(recipe_path) or new_run_dir(recipe_path)
         if _started_by_this_launch(run_dir):
             resume = _continue_after_restart(run_dir, recipe)
             overwrite = resume is None  # killed before its first checkpoint: start again in its own folder
@@ -687,6 +688,15 @@ def train(
         raise
     D.shutdown(trainer.dist)  # on an error, torchrun ends the other processes instead
     return metrics
+
+
+def _restarted_launch_folder(recipe_path: str) -> Path | None:
+    """The default run folder (``runs/<recipe>-<time>``) this torchrun launch started, when this process is a
+    restart of it: the time in the name is the first attempt's, so the folder is found by its launch.json."""
+    if D.elastic_restart_id() is None:
+        return None
+    return next((folder for folder in sorted(Path("runs").glob(f"{Path(recipe_path).stem}-*"))
+                 if _started_by_this_launch(folder)), None)
 
 
 def _started_by_this_launch(run_dir: Path) -> bool:
