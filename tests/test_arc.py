@@ -465,3 +465,15 @@ def test_evaluate_refuses_what_it_cannot_do_before_the_model_runs(tmp_path):
     with pytest.raises(DataError, match="^task sudoku: the model was trained on the maze task$"):
         trmzoo.evaluate(model, untold, sudoku)
     assert calls == [] and not (tmp_path / "s.json").exists()
+
+
+def test_a_source_path_spelt_otherwise_is_the_same_build(tmp_path, monkeypatch):
+    from trmzoo.data.format import check_built_with
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "task.json").write_text(json.dumps({"name": "arc", "source": "src", "num_aug": 3}))  # as typed
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("src/", "./src", str(tmp_path / "src")):
+        check_built_with(tmp_path, ARCConfig(source=spelling, num_aug=3))
+    with pytest.raises(DataError, match=r"task.source src \(recipe: elsewhere\)"):
+        check_built_with(tmp_path, ARCConfig(source="elsewhere", num_aug=3))

@@ -595,6 +595,11 @@ add("dataset", "other-task-train", lambda c: (
 add("dataset", "train-on-bad-tokens", lambda c: (
     ["train", c.recipe(), "--out", c.t / "r", *small(c.dataset("train", inputs=np.full_like(c.array("inputs", "train"), 50)))],
     ["train/all__inputs.npy", "token 50"]))
+add("dataset", "built-with-other-task-options", lambda c: (
+    ["train", c.recipe({"task.seed": 7}), "--out", c.t / "run", *small(c.w.data)],
+    ["built with other task options", "task.seed 0 (recipe: 7)", "--set task.seed=0"]))
+add("dataset", "built-with-other-task-options-dry-run", lambda c: (
+    ["train", c.recipe({"task.seed": 7}), "--dry-run", *small(c.w.data)], ["task.seed 0 (recipe: 7)"]))
 add("dataset", "build-unknown-task", lambda c: (["data", "build", "chess", "--out", c.t / "x"], ["'chess'"]))
 add("dataset", "build-unknown-option", lambda c: (["data", "build", "maze", "--out", c.t / "x", "--colour", "red"],
                                                   ["--colour", "no such option"]))

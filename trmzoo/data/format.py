@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -158,12 +159,22 @@ def check_built_with(root: str | Path, task_config: BaseModel) -> None:
     """Refuse a dataset built with other options than the recipe's ``task`` section (those its
     ``task.json`` records), which a run would train on while recording the recipe's."""
     built, wanted = read_task(root) or {}, task_config.model_dump(mode="json")
-    differ = [key for key in built if key in wanted and built[key] != wanted[key]]
+    differ = [key for key in built if key in wanted and not _same_option(built[key], wanted[key])]
     if differ:
         said = ", ".join(f"task.{k} {_as_yaml(built[k])} (recipe: {_as_yaml(wanted[k])})" for k in differ[:4])
         flags = " ".join(f"--set task.{k}={_as_yaml(built[k])}" for k in differ)
         raise DataError(f"{root}: built with other task options ({TASK_FILE}): {said}{' ...' if len(differ) > 4 else ''}; "
                         f"train on it with {flags}, or point data.dir at a new folder")
+
+
+def _same_option(built: Any, wanted: Any) -> bool:
+    """Equal values, or two spellings of one existing path (``src``, ``src/``, its absolute path)."""
+    if built == wanted:
+        return True
+    try:
+        return isinstance(built, str) and isinstance(wanted, str) and os.path.samefile(built, wanted)
+    except OSError:  # either names nothing here
+        return False
 
 
 def _as_yaml(value: Any) -> str:
