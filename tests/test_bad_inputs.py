@@ -637,6 +637,9 @@ add("plugins", "block-list-unknown", lambda c: (["list"], ["TRMZOO_DISABLE_PLUGI
     env={"TRMZOO_DISABLE_PLUGINS": "mazee"})
 add("plugins", "run-needs-disabled-plugin", lambda c: (["eval", c.w.run], ["needs plugin 'maze'", "TRMZOO_DISABLE_PLUGINS"]),
     env={"TRMZOO_DISABLE_PLUGINS": "maze"})
+add("plugins", "build-of-a-disabled-plugins-task", lambda c: (["data", "build", "maze", "--out", c.t / "x"],
+    ["unknown task 'maze'", "installed but not loaded: maze (TRMZOO_DISABLE_PLUGINS skips it)"]),
+    env={"TRMZOO_DISABLE_PLUGINS": "maze"})
 add("plugins", "recipe-needs-disabled-backbone", lambda c: (
     ["train", c.recipe(), "--dry-run"], ["model.backbone", "'attention'"]), env={"TRMZOO_DISABLE_PLUGINS": "attention"})
 

@@ -170,6 +170,12 @@ def why_not_loaded(name: str, distribution: str | None = None) -> str:
     return f"install it: pip install {distribution}" if distribution else "install the package that provides it"
 
 
+def not_loaded() -> dict[str, str]:
+    """Installed plugins that are not loaded, each with why (for messages about a name nobody registers)."""
+    load_plugins()
+    return {name: why_not_loaded(name) for name in sorted({ep.name for ep in _entry_points()} - set(_infos))}
+
+
 def reset() -> None:
     """Forget every loaded plugin, so the next use discovers entry points again.
 

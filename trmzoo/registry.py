@@ -236,6 +236,9 @@ def lookup(kind: str, name: str) -> Any:
         return table[name]
     close = difflib.get_close_matches(name, list(table), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(table)) or 'none'}"
+    missing = plugins.not_loaded()  # it may be theirs
+    if missing:
+        hint += "; installed but not loaded: " + ", ".join(f"{name} ({why})" for name, why in missing.items())
     raise TrmzooError(f"unknown {kind} {name!r}{hint}")
 
 
