@@ -581,6 +581,11 @@ for sets in ([], ["all", "extra"]):
         (c.dataset(), (c.t / "d" / "test" / "dataset.json").write_text(json.dumps(
             {**json.loads((c.w.data / "test" / "dataset.json").read_text()), "sets": v})))[0] and _eval_on(c, c.t / "d"),
         ["test/dataset.json", "sets", "['all']"]))
+add("dataset", "train-on-data-of-another-vocabulary", lambda c: (  # e.g. a plugin's builder and task disagree
+    (c.dataset(), (c.t / "d" / "train" / "dataset.json").write_text(json.dumps(
+        {**json.loads((c.w.data / "train" / "dataset.json").read_text()), "vocab_size": 12})))[0] and
+    ["train", c.recipe({"data.dir": str(c.t / "d")}), "--dry-run"],
+    ["dataset.json says vocab_size 12", "the maze task reads vocab_size 6"]))
 add("dataset", "identifiers-broken", lambda c: (
     (c.dataset(), (c.t / "d" / "identifiers.json").write_text("{"))[0] and _eval_on(c, c.t / "d"),
     ["identifiers.json"]))

@@ -81,6 +81,8 @@ def check_model(recipe, task, metadata=None):
     """The recipe's model config (sizes from the dataset's ``metadata``, or without data from the ``task``) and
     its model built on the meta device (shapes only, no memory), with the run's settings checked against it:
     what a run would refuse about its model and its batch, before any data is built."""
+    if metadata is not None:
+        check_task_sizes(task, metadata, recipe.data.dir)
     config = resolve_model_config(recipe, metadata, task=task)
     check_training_settings(recipe, config)
     check_batch_split(recipe.train.global_batch_size, D.env_int("WORLD_SIZE", 1))  # torchrun's process count
@@ -88,6 +90,16 @@ def check_model(recipe, task, metadata=None):
         check_augment(task, metadata)
     with torch.device("meta"):
         return config, build_model(config)
+
+
+def check_task_sizes(task: Task, metadata, data_dir) -> None:
+    """The dataset holds the task's tokens: its vocabulary and length are the task's (a plugin's builder and
+    its task can disagree; the run would build its model for the data and read puzzles for the task)."""
+    built, reads = (metadata.vocab_size, metadata.seq_len), (task.vocab_size, task.seq_len)
+    if built != reads:
+        raise DataError(f"{data_dir}: dataset.json says vocab_size {built[0]}, seq_len {built[1]}, and the "
+                        f"{task.name} task reads vocab_size {reads[0]}, seq_len {reads[1]}; rebuild it with "
+                        f"`trmzoo data build {task.name}`, or fix the task's builder")
 
 
 def check_augment(task: Task, metadata=None) -> None:
@@ -186,6 +198,7 @@ class Trainer:
         D.barrier(self.dist)
         self.data_dir = Path(recipe.data.dir)
         self.metadata, arrays = read_split(self.data_dir, "train", mmap=True)
+        check_task_sizes(self.task, self.metadata, self.data_dir)
         read_split(self.data_dir, "test", mmap=True)  # a damaged test split fails now, not after the training
         evaluator = make_evaluator(self.task, self.data_dir, max_puzzles=1, options=recipe.eval.evaluator_options)
         self.writes_submission = hasattr(evaluator, "write_submission")
