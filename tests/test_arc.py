@@ -477,3 +477,10 @@ def test_a_source_path_spelt_otherwise_is_the_same_build(tmp_path, monkeypatch):
         check_built_with(tmp_path, ARCConfig(source=spelling, num_aug=3))
     with pytest.raises(DataError, match=r"task.source src \(recipe: elsewhere\)"):
         check_built_with(tmp_path, ARCConfig(source="elsewhere", num_aug=3))
+
+
+def test_a_build_without_test_split_says_so(tmp_path):
+    with pytest.warns(UserWarning, match=r"no test split: task.test_set_name 'evalution' .* none of the subsets built "
+                                         r"\(training\); a run needs one"):
+        make_task(subsets=["training"], test_set_name="evalution", num_aug=1).build(tmp_path / "x", progress=False)
+    assert not (tmp_path / "x" / "test").exists() and (tmp_path / "x" / "train").is_dir()  # the official layout

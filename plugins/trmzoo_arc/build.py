@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +156,10 @@ def build_arc(config, out_dir: str | Path, *, progress: bool = True) -> None:
         log.info("%d of %d tasks have fewer than %d distinct augmentations", short, len(groups), config.num_aug)
 
     splits = ["train", "test"] if test_puzzles else ["train"]
+    if not test_puzzles:  # the official builder's train-only build, which no run can evaluate
+        warnings.warn(f"no test split: task.test_set_name {config.test_set_name!r} (and test_set_name2 "
+                      f"{config.test_set_name2!r}) names none of the subsets built ({', '.join(config.subsets)}); "
+                      "a run needs one", stacklevel=2)
     names = [BLANK] * config.puzzle_identifiers_start
     ids: dict[str, int] = {}
     for split in splits:
