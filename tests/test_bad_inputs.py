@@ -455,6 +455,28 @@ add("official", "setting-infinite", lambda c: (
     convert(c, config=put(c.t / "c.yaml", (OFFICIAL / "all_config.yaml").read_text().replace("halt_max_steps: 16",
                                                                                               "halt_max_steps: .inf"))),
     ["c.yaml", "wrong type", "infinity"]))
+add("official", "setting-a-fraction", lambda c: (  # int() would make it 2: a wrong n ruins accuracy silently
+    convert(c, config=put(c.t / "c.yaml", (OFFICIAL / "all_config.yaml").read_text().replace("L_cycles: 2",
+                                                                                              "L_cycles: 2.7"))),
+    ["c.yaml", "arch.L_cycles 2.7 is not a whole number"]))
+
+
+def doubled_checkpoint(c) -> Path:
+    """The official checkpoint with one tensor also saved under a second prefix (zeros): two tensors, one name."""
+    import torch
+
+    state = torch.load(OFFICIAL / "step_0", weights_only=True)
+    key = next(k for k in state if k.endswith("lm_head.weight"))
+    plain = key.replace("_orig_mod.", "")
+    torch.save({**state, plain: torch.zeros_like(state[key])}, c.t / "step_5")
+    return c.t / "step_5"
+
+
+add("official", "two-tensors-one-name", lambda c: (convert(c, doubled_checkpoint(c)),
+                                                   ["step_5", "lm_head.weight", "one tensor once the wrappers' prefixes"]))
+add("official", "out-onto-another-librarys-model", lambda c: (
+    convert(c)[:-1] + [c.folder("hf", {"config.json": '{"architectures": ["Bert"]}', "tokenizer.json": "{}"}),
+                       "--overwrite"], ["hf", "not"]))
 add("official", "out-onto-weights", lambda c: (convert(c)[:-1] + [c.copy(c.w.maze, "mine")], ["mine", "already holds"]))
 
 # -- the Hub ------------------------------------------------------------------------------------------

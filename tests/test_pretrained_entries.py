@@ -35,6 +35,9 @@ HRM_CLASS = "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1"
 ARC_ATT = dict(mlp_t=False, pos_encodings="rope", H_cycles=3, L_cycles=4)
 SUDOKU_ATT = dict(mlp_t=False, pos_encodings="rope")
 HRM_ARCH = dict(name=HRM_CLASS, H_cycles=2, L_cycles=2, H_layers=4, L_layers=4, mlp_t=False, pos_encodings="rope")
+# what the HRM repository's own all_config.yaml says (sapientinc's checkpoints): its class name, no mlp_t
+HRM_REPO_ARCH = {**{k: v for k, v in HRM_ARCH.items() if k != "mlp_t"},
+                 "name": "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1"}
 NANO_MAZE = dict(use_mlp_t=False, pos_emb_type="1d", puzzle_emb_dim=16, puzzle_emb_len=16, H_cycles=3, L_cycles=4,
                  vocab_size=6, seq_len=900, max_grid_size=30)
 COMPANIONS = {"losses.py": b"# official losses.py\n", "trm.py": b"# official trm.py\n"}
@@ -116,7 +119,7 @@ def layout(repo: str) -> tuple[str | None, dict[str, bytes], dict[str, str]]:
         task, entry = {"sudoku-extreme": ("sudoku", "hrm_sudoku.sudoku_extreme"),
                        "maze-30x30-hard": ("maze", "hrm_maze.maze_30x30_hard"),
                        "ARC-2": ("arc", "hrm_arc.arc2")}[repo.removeprefix("sapientinc/HRM-checkpoint-")]
-        weights, config = official_files(task, tuple(HRM_ARCH.items()), hrm=True)
+        weights, config = official_files(task, tuple(HRM_REPO_ARCH.items()), hrm=True)
         return None, {"checkpoint": weights, "all_config.yaml": config}, {entry: "checkpoint"}
     if repo == "ThomasHeim/HRM-Reproduction-Checkpoints":
         weights, config = official_files("sudoku", tuple(HRM_ARCH.items()), hrm=True)

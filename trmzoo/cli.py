@@ -654,11 +654,11 @@ def convert(checkpoint, config_path, out, data_dir, vocab_size, seq_len, task_na
     from trmzoo.files import build_dir, check_output_dir
     from trmzoo.registry import lookup
     from trmzoo.run import check_not_inside_run
-    from trmzoo.weights import CONFIG_FILE, save_pretrained
+    from trmzoo.weights import is_weight_dir, save_pretrained
 
     out = Path(out)
     check_not_inside_run(out)
-    check_output_dir(out, what="model", overwrite=overwrite, is_replaceable=lambda p: (p / CONFIG_FILE).is_file())
+    check_output_dir(out, what="model", overwrite=overwrite, is_replaceable=is_weight_dir)
     task_cls = lookup("task", task_name).task_cls if task_name is not None else None
     model = load_official_checkpoint(checkpoint, config_path, data_dir=data_dir, vocab_size=vocab_size, seq_len=seq_len)
     if task_cls is not None:

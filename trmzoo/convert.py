@@ -22,6 +22,7 @@ entry says what the weights were trained with (``expected``), compared with it.
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 from pathlib import Path
@@ -104,21 +105,33 @@ def not_computed(why: str) -> CheckpointError:
 
 
 # -- the official layout -----------------------------------------------------------------------
+WHOLE_SETTINGS = {"hidden_size", "num_heads", "puzzle_emb_ndim", "puzzle_emb_len", "halt_max_steps", "H_cycles",
+                  "L_cycles", "H_layers", "L_layers", "vocab_size", "seq_len", "num_puzzle_identifiers"}
+"""Official settings that are counts: the official config refuses a fraction, which ``int()`` would cut."""
+
+
 def _get(arch: dict, key: str, source: str, default: Any = ...) -> Any:
     if key in arch and arch[key] is not None:
-        return arch[key]
+        value = arch[key]
+        if isinstance(value, float) and math.isfinite(value) and not value.is_integer() and key in WHOLE_SETTINGS:
+            raise ValueError(f"arch.{key} {value} is not a whole number")  # int() would cut it; named with the config
+        return value
     if default is ...:
         raise CheckpointError(f"{source}: arch.{key} is missing")
     return default
 
 
-def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def strip_prefixes(state: dict[str, torch.Tensor], source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Drop the ``_orig_mod.`` / ``model.`` / ``inner.`` prefixes of the official wrappers."""
-    out = {}
-    for key, value in state.items():
+    out, origin = {}, {}
+    for name, value in state.items():
+        key = name
         for prefix in ("_orig_mod.", "model.", "inner."):
             key = key.removeprefix(prefix)
-        out[key] = value
+        if key in out:
+            raise CheckpointError(f"{source}: {origin[key]!r} and {name!r} are one tensor once the wrappers' "
+                                  "prefixes are dropped; keep one of them")
+        out[key], origin[key] = value, name
     return out
 
 
@@ -190,7 +203,7 @@ class OfficialConverter(Converter):
         }
 
     def convert(self, tensors, settings, sizes, source):
-        weights = strip_prefixes(tensors)
+        weights = strip_prefixes(tensors, source)
         prefix = self.prefix_len(settings, source)
         inferred = _infer_sizes(weights, prefix)
         resolved = {}

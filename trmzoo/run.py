@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trmzoo.errors import DataError
-from trmzoo.weights import CONFIG_FILE
+from trmzoo.weights import CONFIG_FILE, is_weight_dir
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -35,7 +35,7 @@ def is_replaceable_run(path: str | Path) -> bool:
     checkpoint) or a weight folder, never an unknown folder."""
     path = Path(path)
     return any((path / name).exists() for name in (RECIPE_FILE, RESUME_FILE, METRICS_FILE, LAUNCH_FILE)) \
-        or is_run_dir(path) or (path / CONFIG_FILE).exists()
+        or is_run_dir(path) or is_weight_dir(path)
 
 
 def enclosing_run(path: str | Path) -> Path | None:

@@ -91,6 +91,15 @@ def write_card(directory: str | Path, config: dict[str, Any], **card: Any) -> Pa
     return path
 
 
+def is_weight_dir(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a trmzoo model (its config.json has ``model_args``), which ``--overwrite`` may
+    replace; a folder of another library's ``config.json`` (a Hugging Face model) is not one."""
+    try:
+        return isinstance(read_config(directory).get("model_args"), dict)
+    except CheckpointError:
+        return False
+
+
 def read_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / CONFIG_FILE
     try:

@@ -22,6 +22,9 @@ from trmzoo.convert import OfficialConverter, not_computed
 from trmzoo_hrm.pretrained import PRETRAINED
 
 HRM_ARCH = "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1"
+HRM_REPO_ARCH = "hrm.hrm_act_v1@HierarchicalReasoningModel_ACTV1"
+"""The same class under the name the HRM repository's own configs give it (sapientinc/HRM, whose checkpoints
+the HRM entries load): the same tensors, settings and computation."""
 
 
 class HRMConverter(OfficialConverter):
@@ -83,3 +86,4 @@ def register_models(register):
 @hookimpl
 def register_converters(register):
     register(HRM_ARCH, HRMConverter(HRM_ARCH))
+    register(HRM_REPO_ARCH, HRMConverter(HRM_REPO_ARCH))
