@@ -446,7 +446,8 @@ add("official", "data-missing", lambda c: (["convert", OFFICIAL / "step_0", "--c
 add("official", "vocab-zero", lambda c: (["convert", OFFICIAL / "step_0", "--config", OFFICIAL / "all_config.yaml",
                                           "--vocab-size", 0, "--seq-len", 4, "--out", c.t / "o"], ["--vocab-size"]),
     status=2)
-add("official", "text-checkpoint", lambda c: (convert(c, put(c.t / "step_4", "hello\n")), ["step_4", "not a readable"]))
+add("official", "text-checkpoint", lambda c: (convert(c, put(c.t / "step_4", "hello\n")),
+                                            ["step_4", "not a readable torch state dict (not a torch file)"]))
 add("official", "setting-wrong-type", lambda c: (
     convert(c, config=put(c.t / "c.yaml", (OFFICIAL / "all_config.yaml").read_text().replace("hidden_size: 48",
                                                                                               "hidden_size: x"))),

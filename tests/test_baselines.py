@@ -121,3 +121,11 @@ def test_conversion_to_the_official_layout_and_back_keeps_outputs(name, override
     for ours, theirs in zip(model.rollout(batch, steps=3), back.rollout(batch, steps=3), strict=True):
         assert torch.equal(ours.logits, theirs.logits)
         assert torch.equal(ours.q_halt, theirs.q_halt) and torch.equal(ours.q_continue, theirs.q_continue)
+
+
+def test_a_baseline_converted_with_act_inference_says_how_to_evaluate_it_the_same():
+    model = _randomise(trmzoo.create_model("direct_maze", **SMALL_DIRECT)).eval()
+    state, arch = to_official(model)
+    with pytest.warns(UserWarning, match=r"act_inference is true.*trmzoo eval --early-exit"):
+        back = convert_official(state, {**arch, "act_inference": True}, seq_len=model.config.seq_len)
+    assert back.config == model.config  # an evaluation setting: the model is the same

@@ -464,7 +464,8 @@ def read_torch_file(path: str | Path, what: str = "torch state dict") -> Any:
         raise CheckpointError(f"{path}: not a {what}: it holds pickled objects besides tensors, which trmzoo "
                               "never unpickles") from None
     except Exception as exc:  # torch.load raises what its unpickler meets in a file that is no checkpoint
-        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        # a KeyError's text is only the key it missed (a text file: the code of its first byte)
+        reason = str(exc).splitlines()[0] if str(exc) and not isinstance(exc, KeyError) else "not a torch file"
         raise CheckpointError(f"{path}: not a readable {what} ({reason})") from None
 
 

@@ -16,6 +16,7 @@ Parameter count (puzzle table excluded) for the ARC vocabulary: 27,145,218, as t
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Literal
 
 from pydantic import Field
@@ -66,6 +67,9 @@ class BaselineConverter(OfficialConverter):
             halting.update(kind="q_learning", bootstrap=False)
         else:
             halting.update(kind="fixed", exploration_prob=0.0)
+        if get("act_inference", False):  # an evaluation setting, not the model's: it maps to how one evaluates
+            warnings.warn(f"{source}: act_inference is true, so the official evaluation stopped each sample when it "
+                          "halted; evaluate with `trmzoo eval --early-exit` (early_exit=True) for the same", stacklevel=2)
         return {"kind": "direct", "layers": int(get("H_layers"))}
 
     def layer_settings(self, config):
