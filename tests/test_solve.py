@@ -91,3 +91,9 @@ def test_a_trace_of_a_sequence_that_is_no_square_grid_is_drawn_as_one_row(tmp_pa
     task = SimpleNamespace(cell_text=str)
     out = draw_trace(solution, task, Puzzle(inputs=np.array([3, 1, 4, 1, 5])), tmp_path / "t.png")
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_puzzle_file_saved_with_a_byte_order_mark_reads_as_without(model_dir, tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeff".encode() + PUZZLE.encode() + b"\n")  # as some editors save UTF-8
+    assert np.array_equal(trmzoo.solve(str(model_dir), str(path)).tokens, trmzoo.solve(str(model_dir), PUZZLE).tokens)

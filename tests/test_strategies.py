@@ -234,6 +234,7 @@ def test_sudoku_verify_checks_the_rules_and_the_givens():
     assert SUDOKU4.verify(puzzle, solution).tolist() == [True]
     assert SUDOKU4.verify(wrong_given, solution).tolist() == [False]
     assert SUDOKU4.verify(puzzle, swapped).tolist() == [False]
+    assert SUDOKU4.verify(np.zeros_like(puzzle), solution).tolist() == [False]  # a padding row is no puzzle
 
 
 def test_verify_strategies_say_so_and_need_a_task_that_offers_it():

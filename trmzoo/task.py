@@ -48,7 +48,7 @@ def read_puzzle_text(text: str, *, inline_slashes: bool = False) -> tuple[str, s
             raise PuzzleError(f"{candidate}: no such file (it looks like a path, not a puzzle)")
         return text, None
     try:
-        return path.read_text(), str(path)
+        return path.read_text(encoding="utf-8-sig"), str(path)  # a byte-order mark is no cell
     except (OSError, UnicodeDecodeError) as exc:
         raise PuzzleError(f"{path}: cannot read the puzzle ({exc})") from None
 

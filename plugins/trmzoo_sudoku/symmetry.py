@@ -181,7 +181,8 @@ class SudokuGroup(SymmetryGroup):
 
 
 def breaks_no_rule(inputs: np.ndarray, preds: np.ndarray, box_rows: int, box_cols: int) -> np.ndarray:
-    """Per answer: every cell a digit, each row, column and box holds every digit once, and the givens kept."""
+    """Per answer: every cell a digit, each row, column and box holds every digit once, and the givens kept;
+    a row whose inputs hold padding (token 0) is no puzzle, so none of its answers is valid."""
     n = box_rows * box_cols
     grid = np.asarray(preds, dtype=np.int64).reshape(-1, n, n) - 1  # digits 1..n
     boxes = grid.reshape(-1, n // box_rows, box_rows, n // box_cols, box_cols).transpose(0, 1, 3, 2, 4).reshape(-1, n, n)
@@ -191,4 +192,5 @@ def breaks_no_rule(inputs: np.ndarray, preds: np.ndarray, box_rows: int, box_col
         ok &= (np.sort(units, axis=-1) == digits).all((1, 2))
     inputs = np.asarray(inputs).reshape(len(grid), -1)
     given = inputs > 1
-    return ok & ((np.asarray(preds).reshape(len(grid), -1) == inputs) | ~given).all(-1)
+    puzzle = (inputs > 0).all(-1)  # blanks are token 1, digits 2..n+1
+    return ok & puzzle & ((np.asarray(preds).reshape(len(grid), -1) == inputs) | ~given).all(-1)
