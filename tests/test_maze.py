@@ -127,6 +127,24 @@ def test_generation_is_seeded_and_splits_are_disjoint(tmp_path):
     assert not any(row.tobytes() in train for row in first["test"])
 
 
+def test_test_mazes_are_new_up_to_rotation_and_mirroring(tmp_path):
+    """Training sees every maze in all 8 orientations, so a test maze whose image is a training maze (or another
+    test maze) is not held out. 7x7 mazes with paths over 6 moves come in about 1,070 shapes: 600 training
+    mazes with the official 8 versions each, then 100 test mazes of shapes no other maze has."""
+    from trmzoo_maze import orbit_key
+
+    maze_task(source="generate", size=7, min_path_length=6, num_train=600, num_test=100).build(
+        tmp_path / "m", progress=False)
+    train, test = ([orbit_key(row.reshape(7, 7)) for row in read_split(tmp_path / "m", split)[1].inputs]
+                   for split in ("train", "test"))
+    assert len(set(test)) == len(test) == 100 and not set(test) & set(train)
+    assert len(set(train)) < len(train) == 600 * 8  # training holds every orientation
+    with pytest.raises(DataError, match=r"only \d+ distinct 7x7 mazes that are no rotation or mirror image of an "
+                                        r"earlier split's found for test; lower task.num_test"):
+        maze_task(source="generate", size=7, min_path_length=6, num_train=3000, num_test=500).build(
+            tmp_path / "full", progress=False)
+
+
 def test_impossible_path_length_is_refused():
     with pytest.raises(DataError, match="min_path_length=200"):
         maze_task(source="generate", size=7, min_path_length=200, num_train=1, num_test=1).build(

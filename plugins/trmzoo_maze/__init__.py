@@ -32,6 +32,11 @@ READ = {ch: i + 1 for i, ch in enumerate(CHARSET)} | {".": CHARSET.index(" ") + 
 NUM_DIHEDRAL = 8
 
 
+def orbit_key(maze: np.ndarray) -> bytes:
+    """The same key for a maze and its rotations and mirror images: its smallest orientation's bytes."""
+    return min(np.ascontiguousarray(dihedral(maze, t)).tobytes() for t in range(NUM_DIHEDRAL))
+
+
 class DihedralGroup(SymmetryGroup):
     """The 8 symmetries of a square grid, numbered as :func:`trmzoo.data.grids.dihedral` (0 the identity)."""
 
@@ -108,28 +113,34 @@ class MazeTask(Task):
         )
 
     def _generate(self, counts: dict[str, int], progress: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Fresh mazes per split from seeded streams; no maze appears twice across splits."""
+        """Fresh mazes per split from seeded streams. No maze appears twice in the first split (training), and
+        every maze of a later split (test) is new up to symmetry: no rotation or mirror image of it is in an
+        earlier split or earlier in its own. Training sees each maze in all 8 orientations (the built versions,
+        or ``train.augment``), so a test maze that is another's image would not be held out, nor a new one."""
         cfg = self.config
-        seen: set[bytes] = set()
+        earlier: set[bytes] = set()  # the orbits of the earlier splits' mazes, by their smallest orientation
         splits = {}
         for index, (split, count) in enumerate(counts.items()):
             rng = np.random.default_rng([cfg.seed, index])
-            inputs, labels = [], []
+            inputs, labels, seen = [], [], set()
             bar = tqdm(total=count, desc=f"maze {split}", disable=not progress)
             for _ in range(100 * count):
                 if len(inputs) == count:
                     break
                 maze, label = make_maze(cfg.size, cfg.min_path_length, rng)
-                if maze.tobytes() in seen:
+                key = orbit_key(maze) if index else maze.tobytes()
+                if key in seen or key in earlier:
                     continue
-                seen.add(maze.tobytes())
+                seen.add(key)
                 inputs.append(maze)
                 labels.append(label)
                 bar.update()
             bar.close()
             if len(inputs) < count:
-                raise DataError(f"only {len(inputs)} distinct {cfg.size}x{cfg.size} mazes found for {split}; "
-                                f"lower task.num_{split} or task.min_path_length")
+                held_out = " that are no rotation or mirror image of an earlier split's" if earlier else ""
+                raise DataError(f"only {len(inputs)} distinct {cfg.size}x{cfg.size} mazes{held_out} found for {split}; "
+                                f"lower task.num_{split} or task.min_path_length, or raise task.size")
+            earlier.update(orbit_key(maze) for maze in inputs)
             splits[split] = (np.stack(inputs), np.stack(labels))
         return splits
 
