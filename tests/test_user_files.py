@@ -26,7 +26,7 @@ OFFICIAL = Path(__file__).parent / "data" / "official" / "trm"
 
 def maze(**changes) -> list[str]:
     """``trmzoo data build maze`` options of a tiny generated maze dataset."""
-    options = {"size": 5, "source": "generate", "min_path_length": 2, "num_train": 8, "num_test": 4, **changes}
+    options = {"size": 5, "source": "generate", "min_path_length": 2, "num_train": 7, "num_test": 4, **changes}
     return [part for key, value in options.items() for part in (f"--{key.replace('_', '-')}", str(value))]
 
 
@@ -61,7 +61,7 @@ def data(tmp_path_factory) -> Path:
 def sets(data: Path, steps: int = 2) -> list[str]:
     return ["--set", f"data.dir={data}", "--set", f"train.max_steps={steps}", "--set", "train.lr_warmup_steps=1",
             "--set", "train.global_batch_size=4", "--set", "eval.batch_size=4", "--set", "task.size=5",
-            "--set", "task.min_path_length=2", "--set", "task.num_train=8", "--set", "task.num_test=4", "--quiet"]
+            "--set", "task.min_path_length=2", "--set", "task.num_train=7", "--set", "task.num_test=4", "--quiet"]
 
 
 @pytest.fixture(scope="module")
