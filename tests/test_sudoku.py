@@ -182,6 +182,7 @@ def test_parse_render_round_trip(tmp_path):
     ("1.3. ..4. .... ...", "a 4x4 Sudoku needs 16 cells, got 15"),
     ("1.3. ..x. .... ....", "row 2, column 3: 'x' is not a digit 1..4"),
     ("1.3. ..4. ...5 ....", "row 3, column 4: '5' is not a digit 1..4"),
+    ("1,3,..4.........", "row 1, column 2: ',' is not a digit 1..4"),  # a bad character, not a wrong cell count
     ("1.3. .... ..3. ....", r"cells \(row 1, column 3\) and \(row 3, column 3\) both hold 3 in the same column"),
     ("12.. .1.. .... ....", r"cells \(row 1, column 1\) and \(row 2, column 2\) both hold 1 in the same box"),
 ])

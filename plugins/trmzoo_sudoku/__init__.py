@@ -134,16 +134,13 @@ class SudokuTask(Task):
         where = path or "puzzle"
         n = self.size
         cells = [ch for ch in text if ch not in SEPARATORS]
-        if len(cells) != n * n:
-            raise PuzzleError(f"{where}: a {n}x{n} Sudoku needs {n * n} cells, got {len(cells)}")
-        digits = np.zeros(n * n, dtype=np.uint8)
-        for k, ch in enumerate(cells):
-            if ch == ".":
-                continue
-            if ch not in "0123456789" or int(ch) > n:
+        for k, ch in enumerate(cells):  # a bad character first: it would miscount the cells (a comma, a BOM)
+            if ch != "." and (ch not in "0123456789" or int(ch) > n):
                 raise PuzzleError(f"{where}: row {k // n + 1}, column {k % n + 1}: {ch!r} is not a digit "
                                   f"1..{n} or a blank ('.' or '0')")
-            digits[k] = int(ch)
+        if len(cells) != n * n:
+            raise PuzzleError(f"{where}: a {n}x{n} Sudoku needs {n * n} cells, got {len(cells)}")
+        digits = np.array([0 if ch == "." else int(ch) for ch in cells], dtype=np.uint8)
         _check_givens(digits, self.config.box_rows, self.config.box_cols, where)
         return Puzzle(inputs=digits + 1)
 
