@@ -145,6 +145,12 @@ def test_test_mazes_are_new_up_to_rotation_and_mirroring(tmp_path):
             tmp_path / "full", progress=False)
 
 
+def test_a_generate_only_option_with_the_hub_source_is_refused():
+    with pytest.raises(ValidationError, match="min_path_length 5: the Hub's mazes are as published"):
+        maze_task(source="hub", min_path_length=5)
+    maze_task(source="hub", min_path_length=110)  # the default, as a saved model's task records it
+
+
 def test_impossible_path_length_is_refused():
     with pytest.raises(DataError, match="min_path_length=200"):
         maze_task(source="generate", size=7, min_path_length=200, num_train=1, num_test=1).build(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from trmzoo import Puzzle, Task, TaskConfig, hookimpl
@@ -64,6 +64,14 @@ class MazeConfig(TaskConfig):
     num_test: int = Field(1000, ge=1)
     aug: bool = True  # the 8 dihedral versions of every train maze (the official flag is off by default)
     hub_repo: str = "sapientinc/maze-30x30-hard-1k"
+
+    @model_validator(mode="after")
+    def _generate_only(self) -> MazeConfig:
+        default = type(self).model_fields["min_path_length"].default
+        if self.source == "hub" and self.min_path_length != default:
+            raise ValueError(f"min_path_length {self.min_path_length}: the Hub's mazes are as published; "
+                             "it sets what source generate draws")
+        return self
 
 
 class MazeTask(Task):
