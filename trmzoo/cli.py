@@ -106,10 +106,13 @@ def bug_message(exc: BaseException) -> str:
 
 
 class UserError(click.ClickException):
-    """An error a user caused, on its way out: one line on stderr, exit status 1."""
+    """An error a user caused, on its way out: one line on stderr, exit status 1. Under torchrun every
+    process prints its own; those of ranks above 0 say their rank."""
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
+        who = f"[rank {rank}] " if world not in ("", "0", "1") and rank not in ("", "0") else ""
+        click.echo(f"error: {who}{self.format_message()}", err=True)
 
 
 class InternalError(UserError):
