@@ -409,6 +409,7 @@ def test_a_saved_model_solves_from_its_weight_folder_alone(arc1, tmp_path):
     shutil.copytree(arc1, data)
     model = tiny_model(data)
     model.provenance.data.embedding_fingerprint = embedding_fingerprint(read_identifiers(data))
+    model.provenance.task = {"name": "arc"}  # what `trmzoo solve` reads puzzles with
     trmzoo.save_pretrained(model, tmp_path / "weights")
     shutil.rmtree(data)  # no path to the build is kept: its identifiers travel in the weight folder
     config = (tmp_path / "weights" / "config.json").read_text()
@@ -418,6 +419,16 @@ def test_a_saved_model_solves_from_its_weight_folder_alone(arc1, tmp_path):
     puzzle = task.parse(str(task_file(tmp_path, arc1)))
     solution = task.solve(loaded, puzzle)
     assert solution.votes == task.solve(model, puzzle).votes and sum(c for c, _ in solution.votes[0]) == 4
+
+    from click.testing import CliRunner
+
+    from trmzoo.cli import cli
+
+    result = CliRunner().invoke(cli, ["solve", str(tmp_path / "weights"), str(task_file(tmp_path, arc1)), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output[result.output.index("{"):])
+    assert answer["attempts"] == [[grid.tolist() for grid in pair] for pair in solution.attempts]
+    assert answer["votes"] == [[list(vote) for vote in votes] for votes in solution.votes]
 
 
 def test_eval_writes_a_kaggle_submission_and_replaces_one_only_when_asked(arc1, tmp_path):

@@ -8,6 +8,7 @@ line saying so and how to report it, exit status 70. ``--debug`` shows the trace
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import logging
@@ -360,6 +361,15 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
         _print_metrics(metrics)
 
 
+def _plain(value):
+    """Arrays, tuples and numpy numbers as JSON's lists and numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _key_values(pairs: tuple[str, ...], flag: str) -> dict:
     """``KEY=VALUE`` arguments as a dict, the values read as YAML."""
     from trmzoo.yamlio import parse_yaml, yaml_problem
@@ -409,6 +419,7 @@ def solve(model, puzzle, early_exit, as_json, trace, overwrite, strategy, strate
     from trmzoo.api import load
     from trmzoo.factory import make_strategy, task_of
     from trmzoo.plot import draw_trace, picture_path
+    from trmzoo.task import Solution
 
     trace = picture_path(trace) if trace else None  # a picture format matplotlib writes, checked first
     check_output_file(trace, flag="--trace", overwrite=overwrite)
@@ -428,9 +439,11 @@ def solve(model, puzzle, early_exit, as_json, trace, overwrite, strategy, strate
     solution = task.solve(loaded, parsed, early_exit=early_exit, **({} if built is None else {"strategy": built}))
     if trace:
         draw_trace(solution, task, parsed, trace)
-    if as_json:
+    if as_json:  # what a task's Solution adds (ARC: its attempts and votes) comes along
+        extra = {f.name: _plain(getattr(solution, f.name)) for f in dataclasses.fields(solution)
+                 if f.name not in {base.name for base in dataclasses.fields(Solution)}}
         _echo_json({"solution": solution.text, "tokens": solution.tokens.tolist(), "steps": solution.steps,
-                    "q_halt": solution.q_halt, "valid": solution.valid, "strategy": strategy or "plain"})
+                    "q_halt": solution.q_halt, "valid": solution.valid, "strategy": strategy or "plain", **extra})
     else:
         if strategy:
             click.echo(f"strategy: {_strategy_words(built.name, built.uses_verify)}")
