@@ -198,14 +198,12 @@ class Trainer:
         D.barrier(self.dist)
         self.data_dir = Path(recipe.data.dir)
         self.metadata, arrays = read_split(self.data_dir, "train", mmap=True)
-        check_task_sizes(self.task, self.metadata, self.data_dir)
+        config, _ = check_model(recipe, self.task, self.metadata)  # the data's sizes, before the seed is set
         read_split(self.data_dir, "test", mmap=True)  # a damaged test split fails now, not after the training
         evaluator = make_evaluator(self.task, self.data_dir, max_puzzles=1, options=recipe.eval.evaluator_options)
         self.writes_submission = hasattr(evaluator, "write_submission")
         """Whether each evaluation writes the task's submission file (ARC) into the run folder."""
         torch.manual_seed(cfg.seed)
-        config = resolve_model_config(recipe, self.metadata)
-        check_training_settings(recipe, config)
         self.autocast_dtype = None
         if cfg.autocast:
             self.autocast_dtype = getattr(torch, config.forward_dtype)
@@ -251,8 +249,7 @@ class Trainer:
     # -- set-up ------------------------------------------------------------------------------
     def _augmenter(self) -> Augment:
         """On-the-fly augmentation through the task's ``augment``, one fresh transform per row."""
-        task = self.task
-        check_augment(task, self.metadata)
+        task = self.task  # check_model made sure it augments and the data fits
 
         def augment(inputs: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
             new_inputs, new_labels = np.empty_like(inputs), np.empty_like(labels)
