@@ -11,6 +11,7 @@ from trmzoo.core.model import RecursiveModel
 from trmzoo.errors import HubError, RecipeError, TrmzooError
 from trmzoo.factory import make_strategy, task_of
 from trmzoo.strategy import Strategy
+from trmzoo.task import solve_with
 from trmzoo.registry import get_registry
 from trmzoo.run import WEIGHTS_DIR, is_run_dir
 from trmzoo.weights import load_pretrained_dir
@@ -75,5 +76,4 @@ def solve(model: RecursiveModel | str | Path, puzzle: str, *, early_exit: bool =
     if strategy is not None:
         options = {**(strategy_options or {}), "early_exit": True} if early_exit else strategy_options
         built = make_strategy(strategy, options, task=task)
-    extra = {} if built is None else {"strategy": built}  # a task's solve written before strategies takes none
-    return task.solve(model, task.parse(puzzle), early_exit=early_exit, **extra)
+    return solve_with(task, model, task.parse(puzzle), early_exit=early_exit, strategy=built)

@@ -36,8 +36,11 @@ MAX_MESSAGE = 400
 
 
 def _echo_json(data) -> None:
-    """Strict JSON: a NaN or infinite number (a diverged model's confidence) is written as null."""
+    """Strict JSON: a NaN or infinite number (a diverged model's confidence) is written as null; arrays and
+    numpy numbers as lists and numbers."""
     def strict(value):
+        if hasattr(value, "tolist"):
+            value = value.tolist()
         if isinstance(value, float) and not math.isfinite(value):
             return None
         if isinstance(value, dict):
@@ -78,11 +81,16 @@ def user_message(exc: BaseException) -> str | None:
     return None
 
 
+def _torchrun_rank() -> str | None:
+    """This process's rank when torchrun launched several, else None."""
+    return None if os.environ.get("WORLD_SIZE", "1") in ("", "0", "1") else os.environ.get("RANK", "0")
+
+
 def _lost_peer(exc: BaseException) -> bool:
     """A collective failed because another process of the launch is gone: its own error is what to read."""
     import torch.distributed as dist
 
-    if os.environ.get("WORLD_SIZE", "1") in ("", "0", "1"):
+    if _torchrun_rank() is None:
         return False
     return isinstance(exc, getattr(dist, "DistError", ())) or (
         isinstance(exc, RuntimeError) and any(word in str(exc) for word in ("gloo", "NCCL", "Connection reset")))
@@ -111,8 +119,8 @@ class UserError(click.ClickException):
     process prints its own; those of ranks above 0 say their rank."""
 
     def show(self, file=None) -> None:
-        rank, world = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
-        who = f"[rank {rank}] " if world not in ("", "0", "1") and rank not in ("", "0") else ""
+        rank = _torchrun_rank()
+        who = f"[rank {rank}] " if rank not in (None, "", "0") else ""
         click.echo(f"error: {who}{self.format_message()}", err=True)
 
 
@@ -361,15 +369,6 @@ def eval_command(model, data_dir, early_exit, max_puzzles, options, strategy, st
         _print_metrics(metrics)
 
 
-def _plain(value):
-    """Arrays, tuples and numpy numbers as JSON's lists and numbers."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _key_values(pairs: tuple[str, ...], flag: str) -> dict:
     """``KEY=VALUE`` arguments as a dict, the values read as YAML."""
     from trmzoo.yamlio import parse_yaml, yaml_problem
@@ -419,7 +418,7 @@ def solve(model, puzzle, early_exit, as_json, trace, overwrite, strategy, strate
     from trmzoo.api import load
     from trmzoo.factory import make_strategy, task_of
     from trmzoo.plot import draw_trace, picture_path
-    from trmzoo.task import Solution
+    from trmzoo.task import Solution, solve_with
 
     trace = picture_path(trace) if trace else None  # a picture format matplotlib writes, checked first
     check_output_file(trace, flag="--trace", overwrite=overwrite)
@@ -436,13 +435,13 @@ def solve(model, puzzle, early_exit, as_json, trace, overwrite, strategy, strate
         built = make_strategy(strategy, {**options, "early_exit": True} if early_exit else options, task=task)
         if trace and not built.traces:
             raise TrmzooError(f"--trace: strategy {strategy!r} keeps no per-step answers; only the plain rollout has a trace")
-    solution = task.solve(loaded, parsed, early_exit=early_exit, **({} if built is None else {"strategy": built}))
+    solution = solve_with(task, loaded, parsed, early_exit=early_exit, strategy=built)
     if trace:
         draw_trace(solution, task, parsed, trace)
     if as_json:  # what a task's Solution adds (ARC: its attempts and votes) comes along
-        extra = {f.name: _plain(getattr(solution, f.name)) for f in dataclasses.fields(solution)
+        extra = {f.name: getattr(solution, f.name) for f in dataclasses.fields(solution)
                  if f.name not in {base.name for base in dataclasses.fields(Solution)}}
-        _echo_json({"solution": solution.text, "tokens": solution.tokens.tolist(), "steps": solution.steps,
+        _echo_json({"solution": solution.text, "tokens": solution.tokens, "steps": solution.steps,
                     "q_halt": solution.q_halt, "valid": solution.valid, "strategy": strategy or "plain", **extra})
     else:
         if strategy:
@@ -751,16 +750,13 @@ def _describe(name: str) -> str:
             ("protocol", weights.protocol), ("license", weights.license), ("data", weights.data_build),
             ("evaluate", evaluate), ("notes", weights.notes),
         ]
-        return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
+        return _card(rows)
     entry = lookup("model", name)
     model = create_model(name)
-    network, table = model.parameter_counts()
     weights = [f"{name}.{w.name}" for w in entry.pretrained]
-    rows = [("model", name), ("about", entry.description), ("plugin", entry.plugin),
-            ("parameters", f"{network:,} (puzzle table of {table:,} for {model.config.num_puzzle_identifiers} "
-                           "puzzle id(s) not counted)"),
+    rows = [("model", name), ("about", entry.description), ("plugin", entry.plugin), ("parameters", _parameters(model)),
             ("weights", ", ".join(weights) or "none published"), ("config", json.dumps(entry.config))]
-    return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
+    return _card(rows)
 
 
 def _describe_trained(name: str) -> str:
@@ -769,7 +765,6 @@ def _describe_trained(name: str) -> str:
 
     model = load(name)
     config, record = model.config, model.provenance
-    network, table = model.parameter_counts()
     task = dict(record.task or {})
     source = record.source
     rows = [
@@ -777,8 +772,7 @@ def _describe_trained(name: str) -> str:
         ("task", ", ".join([str(task.pop("name", "not recorded"))] + [f"{k}={v}" for k, v in task.items()
                                                                         if v is not None])),
         ("step", "" if record.step is None else str(record.step)),
-        ("parameters", f"{network:,} (puzzle table of {table:,} for {config.num_puzzle_identifiers} puzzle id(s) "
-                       "not counted)"),
+        ("parameters", _parameters(model)),
         ("shape", f"hidden_size={config.hidden_size}, expansion={config.expansion}, seq_len={config.seq_len}, "
                   f"vocab_size={config.vocab_size}"),
         ("network", ", ".join(f"{part}: {_settings(getattr(config, part))}" for part in ("backbone", "recursion", "halting"))),
@@ -787,7 +781,18 @@ def _describe_trained(name: str) -> str:
         ("license", record.license or ""), ("data", record.data.build), ("evaluate", record.eval_refusal and
                                                                          f"refused: {record.eval_refusal}"),
     ]
+    return _card(rows)
+
+
+def _card(rows: list[tuple[str, str]]) -> str:
+    """``info``'s layout: one ``key  value`` line per row that has a value."""
     return "\n".join(f"{key:<11}{value}" for key, value in rows if value)
+
+
+def _parameters(model) -> str:
+    network, table = model.parameter_counts()
+    return (f"{network:,} (puzzle table of {table:,} for {model.config.num_puzzle_identifiers} puzzle id(s) "
+            "not counted)")
 
 
 def _settings(section) -> str:

@@ -114,10 +114,16 @@ def download(repo_id: str, filename: str, *, revision: str | None = None, repo_t
     """One file of a Hub repository (a model's, or ``repo_type="dataset"`` for a task's data) through the
     hub library's cache, offline mode and tokens; a failure is one line of ``HubError`` saying what to do."""
     with _hub_errors(repo_id, filename, revision):
-        # Unreachable, the hub library retries for about 20 s before it falls back to its cache: ask once first.
-        offline = not constants.HF_HUB_OFFLINE and not _reachable(repo_id, repo_type, revision, token)
         return Path(hf_hub_download(repo_id, filename, revision=revision, repo_type=repo_type, token=token,
-                                    force_download=force_download and not offline, local_files_only=offline))
+                                    **_fetch_options(repo_id, repo_type, revision, token, force_download)))
+
+
+def _fetch_options(repo_id: str, repo_type: str, revision: str | None, token: str | None,
+                   force_download: bool) -> dict[str, bool]:
+    """The hub library's download options: the cache alone when the Hub cannot be reached. Unreachable, the
+    library retries for about 20 s before it falls back to its cache, so it is asked once first."""
+    offline = not constants.HF_HUB_OFFLINE and not _reachable(repo_id, repo_type, revision, token)
+    return {"force_download": force_download and not offline, "local_files_only": offline}
 
 
 PROBE_TIMEOUT_S = 10.0
@@ -232,9 +238,8 @@ def load_hub_repo(repo_id: str, *, revision: str | None = None, token: str | Non
     prefix = config_file[: -len(CONFIG_FILE)]
     wanted = [prefix + name for name in (CONFIG_FILE, WEIGHTS_FILE, PUZZLE_FILE, IDENTIFIERS_FILE)]
     with _hub_errors(repo_id, config_file, revision):
-        offline = not constants.HF_HUB_OFFLINE and not _reachable(repo_id, "model", revision, token)  # as download()
         snapshot = Path(snapshot_download(repo_id, revision=revision, token=token, allow_patterns=wanted,
-                                          force_download=force_download and not offline, local_files_only=offline))
+                                          **_fetch_options(repo_id, "model", revision, token, force_download)))
     folder = snapshot / prefix
     where = f"{repo_id}@{revision}" if revision else repo_id
     if not (folder / CONFIG_FILE).is_file():

@@ -23,6 +23,13 @@ from trmzoo.core.supervision import IGNORE_LABEL
 from trmzoo.errors import PuzzleError
 
 
+def solve_with(task: Task, model, puzzle: Puzzle, *, early_exit: bool = False, strategy=None) -> Solution:
+    """``task.solve`` as trmzoo's ``solve`` calls it: ``strategy`` is passed only when one is given, so a task
+    whose ``solve`` was written before strategies (without the keyword) still solves plainly."""
+    extra = {} if strategy is None else {"strategy": strategy}
+    return task.solve(model, puzzle, early_exit=early_exit, **extra)
+
+
 def read_puzzle_text(text: str, *, inline_slashes: bool = False) -> tuple[str, str | None]:
     """A puzzle given inline or as a file path: ``(text, path)``, path None for inline text.
 
